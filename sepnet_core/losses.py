@@ -1,0 +1,275 @@
+"""Training losses: soft Dice, exponential-logarithmic (Wong et al. 2018) and ATH (Lei et al. 2021).
+
+Every loss is an ``nn.Module`` whose ``forward(logits, target)`` takes
+
+* ``logits``: float tensor (B, C, D, H, W), raw network outputs (softmax is applied here; logarithms
+  come from ``log_softmax``, so no ``log(0)``); float16/bfloat16 are computed in float32;
+* ``target``: int64 tensor (B, D, H, W) of labels in ``0..C-1`` (0 = background),
+
+and returns a scalar tensor. ``g`` below is the one-hot target, ``p`` the softmax probabilities.
+
+Soft Dice (one definition for the whole module), per sample ``b`` and class ``c``, sums over the
+D x H x W voxels of one sample, smoothing ``s = 1``::
+
+    Dice_bc(p, g) = (2 sum p g + s) / (sum p + sum g + s)
+
+Reduction choice: Dice is computed **per sample** and then averaged over (batch, class), as the
+reference code's ``SoftDiceLoss`` and ``Ldice`` do (it also has a batch-pooled ``BatchLdice``, unused
+by its training script). A class absent from a sample has ``Dice = 1 / (sum p + 1)``: finite, and it
+pushes the probability of absent classes towards 0.
+
+Losses (paper.md, "Losses"):
+
+* :class:`DiceLoss`: ``1 - mean_{b, c} Dice_bc`` over all classes including background (the baseline).
+* :class:`ExpLogLoss`: ``L_dice + L_cross`` with ``L_dice = mean_{b, c >= 1} (-ln Dice_bc)^gamma`` over
+  foreground classes and ``L_cross = sum_{foreground voxels v} w_{c(v)} (-ln p_{c(v)}(v))^gamma / N``,
+  where ``n_bc`` is the voxel count of class c in sample b, ``N = sum_{b, c >= 1} (n_bc + 1)`` and
+  ``w_c = (N / sum_b (n_bc + 1))^0.5``. Background voxels do not enter ``L_cross``. The "+1" is added per
+  (sample, class), as in the reference code (paper.md: "counts + 1"), so a patch without foreground
+  gives ``L_cross = 0`` rather than 0/0.
+* :class:`ATHLoss`: ``L_dice(p') + L_cross(p)`` with, for foreground classes,
+  ``p' = p * exp((p - g) / alpha)``: a false positive (g = 0) is inflated by up to ``e^{1/alpha}``, a
+  missed foreground voxel (g = 1, small p) is deflated by up to ``e^{-1/alpha}``, easy voxels (p close
+  to g) are hardly changed, so hard voxels dominate the Dice term. ``alpha -> inf`` gives ``p' = p``
+  and the :class:`ExpLogLoss`. ``p'`` can exceed 1 for a false positive; Dice stays <= 1 because
+  ``p' <= p`` wherever ``g = 1``. In float32 ``alpha`` below about 0.012 overflows ``exp``.
+  In gradient terms ``dp'/dp = exp((p - g) / alpha) (1 + p / alpha)``: above 1 for false positives
+  (3.4 at p = 0.7, alpha = 1), so their share of the Dice gradient rises, but *below* 1 for a missed
+  foreground voxel with small p (0.54 at p = 0.2, alpha = 1): ATH lowers Dice (raises the loss) for
+  missed foreground, yet gives such a voxel a smaller gradient share. Tests check the false-positive side.
+
+Where this differs from the reference code (HiLab-git/SepNet, ``models/loss_function.py``; its
+``train.py`` trains with ``AttentionExpDiceLoss(n_class=23, alpha=0.5)``):
+
+* The Dice helper is declared ``Ldice(smooth, n_class)`` but constructed as ``Ldice(n_class, smooth)``
+  (ATH: ``Ldice(n_class - 1, 1)``, explog: ``Ldice(n_class, 1)``). So the smoothing becomes the class
+  count (22 or 23 instead of 1) and the normaliser ``batch_size * n_class`` becomes ``batch_size * 1``:
+  the reference's Dice term is a *sum* over classes, about 22 times our mean, relative to ``L_cross``.
+  With smoothing 22 an absent class costs almost nothing (``2 * 22 / (sum p + 44)``); with our
+  smoothing 1 it is penalised. We implement the intended formula (smoothing 1, mean over classes).
+* The reference puts the smoothing into all three sums, ``2 (I + s) / (P + s + G + s)``; we use
+  ``(2 I + s) / (P + G + s)`` (the formula in our spec; both equal 1 for a perfect prediction).
+* The reference ``ExpDiceLoss`` (plain explog) takes Dice over all 23 classes; paper.md defines
+  ``L_dice`` over foreground classes, which we follow (as the reference's ATH loss does).
+* The reference ignores ``gamma`` (the exponent is commented out, i.e. ``gamma = 1``); we implement it.
+* The reference receives softmax probabilities and takes ``log`` of them; we take logits and use
+  ``log_softmax`` for ``L_cross``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DiceLoss", "ExpLogLoss", "ATHLoss", "LOSS_NAMES", "build_loss", "soft_dice", "SMOOTH"]
+
+SMOOTH = 1.0
+"""Dice smoothing added to numerator and denominator (the intended value, see the module docstring)."""
+
+# x^gamma with gamma < 1 has an infinite slope at x = 0. Values at or below this floor count as 0 (value
+# and gradient); above it the slope is at most gamma * 1e30, finite in float32, and the value error at
+# most 1e-30^gamma (1e-9 for gamma = 0.3).
+_POW_FLOOR = 1e-30
+
+
+def _positive(arg: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{arg} must be a real number, got {value!r} of type {type(value).__name__}")
+    out = float(value)
+    if not (math.isfinite(out) and out > 0):
+        raise ValueError(f"{arg} must be finite and > 0, got {value!r}")
+    return out
+
+
+def _check_inputs(logits: Any, target: Any) -> None:
+    """ValueError/TypeError naming the argument unless logits (B,C,D,H,W) float and target (B,D,H,W) int64."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must have a floating dtype, got {logits.dtype}")
+    if logits.dim() != 5:
+        raise ValueError(f"logits must be 5-D (B, C, D, H, W), got shape {tuple(logits.shape)}")
+    if logits.shape[1] < 2:
+        raise ValueError(f"logits must have at least 2 classes (dim 1), got shape {tuple(logits.shape)}")
+    if logits.numel() == 0:
+        raise ValueError(f"logits must not be empty, got shape {tuple(logits.shape)}")
+    if target.dtype != torch.int64:
+        raise ValueError(f"target must have dtype torch.int64 (labels), got {target.dtype}")
+    expected = (logits.shape[0], *logits.shape[2:])
+    if tuple(target.shape) != expected:
+        raise ValueError(
+            f"target must have shape (B, D, H, W) = {expected} to match logits {tuple(logits.shape)}, "
+            f"got {tuple(target.shape)}"
+        )
+    if target.device != logits.device:
+        raise ValueError(f"target is on {target.device} but logits are on {logits.device}; they must match")
+    low, high = int(target.min()), int(target.max())
+    num_classes = logits.shape[1]
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"target labels must lie in 0..{num_classes - 1} (C = {num_classes} from logits), "
+            f"got min {low}, max {high}"
+        )
+
+
+def _prepare(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate; return probabilities, log-probabilities and the one-hot target, all (B, C, D, H, W)."""
+    _check_inputs(logits, target)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    log_p = F.log_softmax(logits, dim=1)
+    p = log_p.exp()
+    g = F.one_hot(target, logits.shape[1]).permute(0, 4, 1, 2, 3).to(p.dtype)
+    return p, log_p, g
+
+
+def soft_dice(probs: torch.Tensor, onehot: torch.Tensor, smooth: float = SMOOTH) -> torch.Tensor:
+    """Per-sample, per-class soft Dice ``(2 sum p g + s) / (sum p + sum g + s)``.
+
+    Args:
+        probs: (B, C, D, H, W) probabilities (or re-weighted probabilities, >= 0).
+        onehot: (B, C, D, H, W) one-hot target, same dtype as ``probs``.
+        smooth: ``s``, added to numerator and denominator.
+
+    Returns:
+        (B, C) tensor of Dice values, sums taken over D, H, W of each sample.
+    """
+    dims = tuple(range(2, probs.dim()))
+    intersection = (probs * onehot).sum(dims)
+    return (2.0 * intersection + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
+
+
+def _power(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``x ** gamma`` for x >= 0 with finite gradients; the where-twice form keeps NaN out of backward."""
+    if gamma == 1.0:
+        return x
+    keep = x > _POW_FLOOR
+    safe = torch.where(keep, x, torch.ones_like(x))
+    return torch.where(keep, safe.pow(gamma), torch.zeros_like(x))
+
+
+class DiceLoss(nn.Module):
+    """Soft Dice loss over all classes (background included): ``1 - mean_{b, c} Dice_bc``.
+
+    Dice per sample and class with smoothing 1 (module docstring). Range [0, 1); about 0 for a
+    confident correct prediction.
+
+    Example:
+        >>> logits = torch.zeros(1, 2, 1, 1, 2)  # p = 0.5 everywhere
+        >>> target = torch.tensor([[[[0, 1]]]])
+        >>> round(float(DiceLoss()(logits, target)), 4)  # Dice = (2*0.5 + 1) / (1 + 1 + 1) per class
+        0.3333
+    """
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss for logits (B, C, D, H, W) float and target (B, D, H, W) int64; scalar tensor."""
+        p, _, g = _prepare(logits, target)
+        return 1.0 - soft_dice(p, g).mean()
+
+
+class ExpLogLoss(nn.Module):
+    """Exponential-logarithmic loss (Wong et al., MICCAI 2018): ``L_dice + L_cross``.
+
+    Args:
+        gamma: Exponent of both terms (> 0); 1 in the reference code, 0.3 in Wong et al.
+
+    See the module docstring for the exact formulas (foreground classes only, per-sample Dice,
+    class weights ``w_c = (N / N_c)^0.5`` with counts + 1).
+
+    Raises:
+        TypeError, ValueError: ``gamma`` not a finite number > 0.
+    """
+
+    def __init__(self, gamma: float = 1.0) -> None:
+        super().__init__()
+        self.gamma = _positive("gamma", gamma)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma:g}"
+
+    def dice_term(self, probs_fg: torch.Tensor, onehot_fg: torch.Tensor) -> torch.Tensor:
+        """``mean_{b, c} (-ln Dice_bc)^gamma`` over the given (foreground) channels."""
+        return _power(-torch.log(soft_dice(probs_fg, onehot_fg)), self.gamma).mean()
+
+    def cross_term(self, log_p: torch.Tensor, target: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """Class-weighted ``(-ln p)^gamma`` over foreground voxels, divided by the smoothed count ``N``."""
+        with torch.no_grad():
+            counts = onehot[:, 1:].sum(dim=(2, 3, 4)) + 1.0  # (B, C-1): n_bc + 1
+            total = counts.sum()
+            weights = torch.sqrt(total / counts.sum(dim=0))  # (C-1,)
+            voxel_weight = torch.cat([weights.new_zeros(1), weights])[target]  # background weight 0
+        nll = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)  # (B, D, H, W), -ln p of the true class
+        return (voxel_weight * _power(nll, self.gamma)).sum() / total
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss for logits (B, C, D, H, W) float and target (B, D, H, W) int64; scalar tensor."""
+        p, log_p, g = _prepare(logits, target)
+        return self.dice_term(p[:, 1:], g[:, 1:]) + self.cross_term(log_p, target, g)
+
+
+class ATHLoss(ExpLogLoss):
+    """Attention-to-hard-voxels loss (Lei et al. 2021): ``L_dice(p') + L_cross(p)``.
+
+    ``p' = p * exp((p - g) / alpha)`` for every foreground class and voxel; ``L_dice`` and ``L_cross``
+    as in :class:`ExpLogLoss` (module docstring).
+
+    Args:
+        alpha: Attention temperature (> 0); the paper's ensemble uses 1 and 0.5. Smaller alpha gives
+            hard voxels more weight; ``alpha -> inf`` recovers :class:`ExpLogLoss`.
+        gamma: Exponent, as in :class:`ExpLogLoss`.
+
+    Raises:
+        TypeError, ValueError: ``alpha`` or ``gamma`` not a finite number > 0.
+    """
+
+    def __init__(self, alpha: float = 1.0, gamma: float = 1.0) -> None:
+        super().__init__(gamma=gamma)
+        self.alpha = _positive("alpha", alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha:g}, gamma={self.gamma:g}"
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss for logits (B, C, D, H, W) float and target (B, D, H, W) int64; scalar tensor."""
+        p, log_p, g = _prepare(logits, target)
+        p_fg, g_fg = p[:, 1:], g[:, 1:]
+        attended = p_fg * torch.exp((p_fg - g_fg) / self.alpha)
+        return self.dice_term(attended, g_fg) + self.cross_term(log_p, target, g)
+
+
+_LOSSES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
+    "dice": (DiceLoss, ()),
+    "explog": (ExpLogLoss, ("gamma",)),
+    "ath": (ATHLoss, ("alpha", "gamma")),
+}
+LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
+
+
+def build_loss(name: str, **kwargs: Any) -> nn.Module:
+    """Build a loss by name.
+
+    Args:
+        name: One of :data:`LOSS_NAMES` (``"dice"``, ``"explog"``, ``"ath"``).
+        **kwargs: That loss's options: none for ``"dice"``, ``gamma`` for ``"explog"``, ``alpha`` and
+            ``gamma`` for ``"ath"``.
+
+    Raises:
+        ValueError: Unknown name (the message lists the valid ones) or invalid option values.
+        TypeError: An option the chosen loss does not take (it would have no effect).
+    """
+    if not isinstance(name, str) or name not in _LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSS_NAMES)}")
+    cls, accepted = _LOSSES[name]
+    unexpected = sorted(set(kwargs) - set(accepted))
+    if unexpected:
+        raise TypeError(
+            f"loss {name!r} does not take option(s) {unexpected}; it accepts {list(accepted) or 'none'}"
+        )
+    return cls(**kwargs)
