@@ -1,0 +1,296 @@
+"""The book's experiments as data: profiles, training runs, and the stage table of a profile.
+
+To add or change an experiment, edit the tables here (:data:`TEMPLATES`, :data:`TRAIN_RUNS`,
+:data:`ENSEMBLE_MEMBERS`, :data:`ABLATIONS`, :data:`PROFILES`); :func:`stages_for_profile` derives the
+stage list from them. ``python -m sepnet_core.pipeline --list`` prints the result with what would run.
+Parameters every stage gets from the driver (``profile``, ``results_dir``, ``figures_dir``,
+``work_dir``) are described in :mod:`sepnet_core.pipeline.stage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from sepnet_core.pipeline.stage import Stage, topological_order
+
+__all__ = [
+    "ABLATIONS",
+    "ENSEMBLE_MEMBERS",
+    "PROFILES",
+    "TEMPLATES",
+    "TRAIN_RUNS",
+    "Profile",
+    "TrainRun",
+    "get_profile",
+    "stages_for_profile",
+]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big the whole book run is; the same notebooks serve every profile.
+
+    Attributes:
+        name: Profile name, also the folder under ``results/``, ``figures/`` and ``work/``.
+        description: One line for ``--list`` and the reproducibility page.
+        train_preset: :func:`sepnet_core.training.config.preset` name for every training stage.
+        seeds: Training seeds per configuration (one training stage per run and seed).
+        phantom_profile: :data:`sepnet_core.data.phantom.PHANTOM_PROFILES` name used to generate data,
+            or ``None`` when the profile needs real data (``data_root``).
+        phantom_cases: Cases per split of the generated phantom, as ``((split, count), ...)``.
+        phantom_seed: Seed of the phantom generator.
+        data_root: StructSeg-layout folder (``<root>/<split>/<patient>/data.nii.gz``); ``None`` means
+            generate the phantom. Set it with :func:`dataclasses.replace` or ``--data-root``.
+        jobs: Default number of stages run concurrently.
+        train_overrides: Extra ``key=value`` overrides for
+            :func:`sepnet_core.training.config.apply_overrides`, applied to every training stage.
+    """
+
+    name: str
+    description: str
+    train_preset: str
+    seeds: tuple[int, ...] = (0,)
+    phantom_profile: str | None = "cpu"
+    phantom_cases: tuple[tuple[str, int], ...] = (("train", 6), ("valid", 2), ("test", 2))
+    phantom_seed: int = 0
+    data_root: str | None = None
+    jobs: int = 1
+    train_overrides: tuple[str, ...] = ()
+
+    @property
+    def needs_data_root(self) -> bool:
+        """True when the profile has no phantom and so must be given real data."""
+        return self.phantom_profile is None
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="CI: the whole chain in minutes on tiny phantom data (numbers are meaningless)",
+        train_preset="smoke",
+        seeds=(0,),
+        phantom_profile="smoke",
+        phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="default of `make book`: the phantom's cpu profile, <= 30 minutes on a 2-core CPU",
+        train_preset="cpu",
+        seeds=(0,),
+        phantom_profile="cpu",
+        phantom_cases=(("train", 6), ("valid", 2), ("test", 2)),
+    ),
+    "paper": Profile(
+        name="paper",
+        description="the reference settings on real StructSeg 2019 task 1 data (GPU; needs --data-root)",
+        train_preset="paper",
+        seeds=(0,),
+        phantom_profile=None,
+        phantom_cases=(),
+        jobs=1,
+    ),
+}
+"""The profiles of ``make book PROFILE=...``."""
+
+
+def get_profile(name: str) -> Profile:
+    """Return the profile called ``name``; an unknown name raises ValueError listing the valid ones."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiments
+# --------------------------------------------------------------------------------------------------
+
+TEMPLATES: dict[str, str] = {
+    "data": "notebooks/01_data.ipynb",
+    "intensity": "notebooks/02_intensity.ipynb",
+    "train": "notebooks/03_train.ipynb",
+    "ablation_network": "notebooks/04_ablation_network.ipynb",
+    "ablation_intensity": "notebooks/05_ablation_intensity.ipynb",
+    "ablation_loss": "notebooks/06_ablation_loss.ipynb",
+    "ensemble": "notebooks/07_ensemble.ipynb",
+    "summary": "notebooks/08_summary.ipynb",
+    "performance": "notebooks/09_performance.ipynb",
+    "reproducibility": "notebooks/10_reproducibility.ipynb",
+}
+"""Template notebook of each kind of stage. The executed copy goes to ``book/pages/<template name>``,
+except training runs, which go to ``book/pages/03_train/<run>_s<seed>.ipynb``."""
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """One training configuration; each is trained once per profile seed.
+
+    Attributes:
+        run: Identifier used in stage names and folders, e.g. ``sepnet_slf1_ath1``.
+        model: :func:`sepnet_core.models.build_model` name ("sepnet" | "unet").
+        intensity: :data:`sepnet_core.intensity.PRESETS` name ("slf1", "soft_tissue", ...).
+        loss: :func:`sepnet_core.losses.build_loss` name ("dice" | "explog" | "ath").
+        alpha: ATH temperature; ``None`` for the other losses.
+    """
+
+    run: str
+    model: str
+    intensity: str
+    loss: str
+    alpha: float | None = None
+
+
+def _run(model: str, intensity: str, loss: str, alpha: float | None = None) -> TrainRun:
+    tag = loss if alpha is None else f"{loss}{format(alpha, 'g').replace('.', '')}"  # 0.5 -> ath05
+    return TrainRun(f"{model}_{intensity}_{tag}", model, intensity, loss, alpha)
+
+
+TRAIN_RUNS: tuple[TrainRun, ...] = (
+    # The ensemble: {SLF-1, SLF-2, SLF-3} x ATH alpha {1, 0.5}.
+    *(_run("sepnet", slf, "ath", alpha) for slf in ("slf1", "slf2", "slf3") for alpha in (1.0, 0.5)),
+    # Network ablation: 3D U-Net with the same intensity and loss as the sepnet_slf1_ath1 member.
+    _run("unet", "slf1", "ath", 1.0),
+    # Intensity ablation: window width/level baselines, same network and loss.
+    *(_run("sepnet", window, "ath", 1.0) for window in ("soft_tissue", "brain", "bone")),
+    # Loss ablation: the baselines of ATH, same network and SLF-1.
+    _run("sepnet", "slf1", "dice"),
+    _run("sepnet", "slf1", "explog"),
+)
+"""Every training configuration of the book."""
+
+ENSEMBLE_MEMBERS: tuple[str, ...] = tuple(r.run for r in TRAIN_RUNS[:6])
+"""Runs fused by the ensemble stage (first profile seed of each)."""
+
+ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ablation_network": {
+        "3D-SepNet": ("sepnet_slf1_ath1",),
+        "3D U-Net": ("unet_slf1_ath1",),
+    },
+    "ablation_intensity": {
+        "SLF-1": ("sepnet_slf1_ath1",),
+        "SLF-2": ("sepnet_slf2_ath1",),
+        "SLF-3": ("sepnet_slf3_ath1",),
+        "window soft tissue": ("sepnet_soft_tissue_ath1",),
+        "window brain": ("sepnet_brain_ath1",),
+        "window bone": ("sepnet_bone_ath1",),
+    },
+    "ablation_loss": {
+        "Dice": ("sepnet_slf1_dice",),
+        "exp-log": ("sepnet_slf1_explog",),
+        "ATH alpha=1": ("sepnet_slf1_ath1",),
+        "ATH alpha=0.5": ("sepnet_slf1_ath05",),
+    },
+}
+"""Each ablation stage compares labelled groups of runs (all profile seeds of each run)."""
+
+
+def _page(template: str) -> str:
+    return "book/pages/" + template.rsplit("/", 1)[-1]
+
+
+def stages_for_profile(
+    profile: Profile | str, data_root: str | None = None, nproc: int = 1
+) -> list[Stage]:
+    """The stage table of ``profile``, in dependency order.
+
+    Args:
+        profile: A :class:`Profile` or a name in :data:`PROFILES`.
+        data_root: Real StructSeg-layout data folder; overrides ``profile.data_root``. Required for a
+            profile without a phantom ("paper").
+        nproc: Processes (GPUs) per training stage, passed to the training notebook as ``nproc``
+            (torchrun path of the engine). Default 1.
+
+    Returns:
+        Stages: ``data``, ``intensity``, ``train_<run>_s<seed>`` for every run of :data:`TRAIN_RUNS`
+        and profile seed, the three ablations, ``ensemble``, ``summary``, ``performance``,
+        ``reproducibility``.
+
+    Raises:
+        ValueError: unknown profile name, ``nproc`` < 1, or no data root for a profile that needs one.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if data_root is not None:
+        prof = replace(prof, data_root=str(data_root))
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be an int >= 1, got {nproc!r}")
+    if prof.needs_data_root and prof.data_root is None:
+        raise ValueError(f"profile {prof.name!r} needs real data: pass data_root (--data-root), a folder "
+                         f"laid out as <root>/<split>/<patient>/data.nii.gz + label.nii.gz")
+    work = f"work/{prof.name}"
+    generated = prof.data_root is None
+    data_dir = f"{work}/data" if generated else prof.data_root
+    data_stage = Stage(
+        name="data",
+        template=TEMPLATES["data"],
+        output=_page(TEMPLATES["data"]),
+        parameters={
+            "data_root": prof.data_root,
+            "data_dir": data_dir,
+            "phantom_profile": prof.phantom_profile if generated else None,
+            "phantom_cases": dict(prof.phantom_cases),
+            "phantom_seed": prof.phantom_seed,
+        },
+        products=(data_dir,) if generated else (),
+    )
+    stages = [
+        data_stage,
+        Stage("intensity", TEMPLATES["intensity"], _page(TEMPLATES["intensity"]),
+              {"data_dir": data_dir}, depends_on=("data",)),
+    ]
+
+    run_dirs: dict[str, list[str]] = {}
+    train_stages: dict[str, list[str]] = {}
+    for run in TRAIN_RUNS:
+        for seed in prof.seeds:
+            run_id = f"{run.run}_s{seed}"
+            run_dir = f"{work}/runs/{run_id}"
+            stage = Stage(
+                name=f"train_{run_id}",
+                template=TEMPLATES["train"],
+                output=f"book/pages/03_train/{run_id}.ipynb",
+                parameters={
+                    "run": run_id,
+                    "model": run.model,
+                    "intensity": run.intensity,
+                    "loss": run.loss,
+                    "alpha": run.alpha,
+                    "seed": seed,
+                    "preset": prof.train_preset,
+                    "overrides": list(prof.train_overrides),
+                    "data_dir": data_dir,
+                    "run_dir": run_dir,
+                    "nproc": nproc,
+                },
+                depends_on=("data",),
+                products=(f"{run_dir}/best.pt",),
+                gpus=nproc,
+            )
+            stages.append(stage)
+            run_dirs.setdefault(run.run, []).append(run_dir)
+            train_stages.setdefault(run.run, []).append(stage.name)
+
+    def runs_of(groups: Mapping[str, Iterable[str]]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
+        dirs = {label: [d for r in runs for d in run_dirs[r]] for label, runs in groups.items()}
+        trained = (s for runs in groups.values() for r in runs for s in train_stages[r])
+        deps = tuple(dict.fromkeys(["data", *trained]))  # evaluation reads the data too
+        return dirs, deps
+
+    for name, groups in ABLATIONS.items():
+        dirs, deps = runs_of(groups)
+        stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]),
+                            {"runs": dirs, "data_dir": data_dir}, depends_on=deps))
+    members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
+    stages.append(Stage("ensemble", TEMPLATES["ensemble"], _page(TEMPLATES["ensemble"]),
+                        {"members": members, "data_dir": data_dir},
+                        depends_on=("data", *(train_stages[r][0] for r in ENSEMBLE_MEMBERS))))
+    summarised = ("ablation_network", "ablation_intensity", "ablation_loss", "ensemble")
+    stages.append(Stage("summary", TEMPLATES["summary"], _page(TEMPLATES["summary"]),
+                        {"inputs": {s: f"results/{prof.name}/{s}" for s in summarised}},
+                        depends_on=summarised, uses_products=False))
+    stages.append(Stage("performance", TEMPLATES["performance"], _page(TEMPLATES["performance"]),
+                        {"quick": prof.name == "smoke"}))
+    stages.append(Stage("reproducibility", TEMPLATES["reproducibility"], _page(TEMPLATES["reproducibility"]),
+                        {"records_dir": f"results/{prof.name}/_stages",
+                         "profile_description": prof.description},
+                        depends_on=tuple(s.name for s in stages), uses_products=False))
+    return topological_order(stages)
