@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 TORCH_PIN := torch==2.13.0
 
-.PHONY: venv test book bench lint clean-venv
+.PHONY: venv test book book-html lab bench lint clean-venv
 
 # The venv is (re)built when pyproject.toml changes. torch is installed first, pinned, so that
 # the CPU wheel is used and no open requirement drags in a CUDA build.
@@ -21,8 +21,21 @@ venv: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# Runs the papermill stages of PROFILE (skipping those whose inputs are unchanged), then builds the
+# book. JOBS=N runs independent stages concurrently; DATA_ROOT=DIR points at real StructSeg data.
+JOBS ?=
+DATA_ROOT ?=
+PIPELINE_ARGS ?=
 book: $(VENV)/.installed
+	$(PY) -m sepnet_core.pipeline --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(PIPELINE_ARGS)
+
+# Compiles the committed executed notebooks only (no stage runs).
+book-html: $(VENV)/.installed
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+
+lab: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install --quiet jupyterlab
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run_all.py
