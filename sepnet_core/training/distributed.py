@@ -1,0 +1,163 @@
+"""Multi-process training with ``torchrun``: process group, devices and the helpers the loop needs.
+
+``torchrun --nproc_per_node N -m sepnet_core.cli train ...`` (or ``--nnodes``/``--rdzv_*`` for several
+machines) starts N copies of the command and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR`` and ``MASTER_PORT``. :func:`init_distributed` reads them; without them (a plain run)
+it returns a single-process :class:`DistInfo` and creates no process group.
+
+Rules of the loop: the model is wrapped in ``DistributedDataParallel`` (gradients averaged over
+ranks, so every rank keeps identical weights); each rank draws its own patches from a generator seeded
+with ``(seed, rank)``; only rank 0 validates, logs and writes files, the others wait at a barrier.
+Backend: NCCL on CUDA, gloo otherwise (CPU, also for tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "close_distributed",
+    "barrier",
+    "gather_objects",
+    "broadcast_object",
+    "mean_over_ranks",
+    "pick_device",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a (possibly single-process) run.
+
+    Attributes:
+        rank: Global rank, 0..world_size-1.
+        world_size: Number of processes.
+        local_rank: Rank on this machine (selects the CUDA device).
+        initialised: True when this module created the process group (close it with
+            :func:`close_distributed`).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialised: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, the process that validates and writes."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """True when more than one process takes part."""
+        return self.world_size > 1
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """Resolve a config device name to a ``torch.device``.
+
+    Args:
+        name: "auto" (cuda if available, else mps, else cpu), "cpu", "cuda" or "mps".
+        local_rank: CUDA device index under ``torchrun``.
+
+    Raises:
+        ValueError: unknown name, or the requested accelerator is not available.
+    """
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' requested but torch sees no CUDA device (use device=auto or cpu)")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "mps":
+        if not has_mps:
+            raise ValueError("device='mps' requested but MPS is not available (use device=auto or cpu)")
+        return torch.device("mps")
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, mps")
+
+
+def init_distributed(device_name: str = "auto") -> DistInfo:
+    """Join the process group described by torchrun's environment variables, if any.
+
+    Args:
+        device_name: The config's device; "cuda" (or "auto" with CUDA present) selects NCCL and sets
+            the current CUDA device to ``LOCAL_RANK``; otherwise gloo.
+
+    Returns:
+        A :class:`DistInfo`; single-process (rank 0 of 1) when ``WORLD_SIZE`` is unset or 1.
+
+    Raises:
+        ValueError: malformed ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` values.
+    """
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise ValueError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (as torchrun sets them)") from None
+    if world <= 1:
+        return DistInfo()
+    if dist.is_initialized():  # the caller manages the group
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local, initialised=False)
+    use_cuda = device_name == "cuda" or (device_name == "auto" and torch.cuda.is_available())
+    backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(local % torch.cuda.device_count())
+    dist.init_process_group(backend=backend)
+    logger.info("rank %d of %d joined the %s process group", rank, world, backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local, initialised=True)
+
+
+def close_distributed(info: DistInfo) -> None:
+    """Destroy the process group if :func:`init_distributed` created it."""
+    if info.initialised and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if info.distributed:
+        dist.barrier()
+
+
+def gather_objects(info: DistInfo, obj: Any) -> list[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` in a single process)."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(info: DistInfo, obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself in a single process)."""
+    if not info.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def mean_over_ranks(info: DistInfo, value: float) -> float:
+    """Average of ``value`` over all ranks (``value`` itself in a single process)."""
+    if not info.distributed:
+        return float(value)
+    tensor = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / info.world_size

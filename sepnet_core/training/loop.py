@@ -1,0 +1,302 @@
+"""The training loop: ``fit(config, out_dir)`` trains one network and leaves a self-describing run folder.
+
+A run folder holds ``config.json`` (the :class:`~sepnet_core.training.config.TrainConfig`), ``log.csv``
+(one row per epoch: epoch, step, lr, train_loss, val_mean_dice, val_weighted_dice, dice_<organ> x 22,
+seconds), ``last.pt`` (end of the latest epoch) and ``best.pt`` (best validation score so far).
+
+The loop reads top to bottom, as in nanoGPT: set up (folder, device, seeds, data, model, optimiser,
+resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, one StepLR step,
+whole-volume validation, checkpoint, log row. ``resume=True`` restores the model, optimiser,
+scheduler, every random state, the step counter and the best score from ``last.pt`` and truncates the
+log to that step, so on CPU a stopped-and-resumed run ends with exactly the weights of an
+uninterrupted one. Under ``torchrun`` the model is wrapped in DistributedDataParallel and only rank 0
+validates and writes (see :mod:`sepnet_core.training.distributed`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from sepnet_core.data.sampling import PatchSampler
+from sepnet_core.errors import SepNetError
+from sepnet_core.fileio import is_temporary, write_text_atomic
+from sepnet_core.intensity import get_intensity
+from sepnet_core.losses import build_loss
+from sepnet_core.training import distributed as D
+from sepnet_core.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from sepnet_core.training.config import TrainConfig
+from sepnet_core.training.data import AIR_HU, load_split
+from sepnet_core.training.seeding import rng_state, seed_everything, set_rng_state
+from sepnet_core.training.validation import metric_names, validate
+
+__all__ = ["fit", "RUN_FILES", "RESUMABLE_KEYS", "LOG_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt")
+"""Files a run folder holds."""
+RESUMABLE_KEYS: tuple[str, ...] = (
+    "epochs", "device", "amp", "num_workers", "validate_every", "data.data_root"
+)
+"""Config keys that may differ between a stopped run and its resumption (e.g. to extend a run)."""
+LOG_COLUMNS: tuple[str, ...] = (
+    "epoch", "step", "lr", "train_loss", "val_mean_dice", "val_weighted_dice", *metric_names()[2:], "seconds"
+)
+"""Columns of ``log.csv``."""
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+def fit(
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    resume: bool = False,
+    force: bool = False,
+    callback: Callback | None = None,
+) -> Path:
+    """Train a network as ``config`` says and write the run folder ``out_dir``.
+
+    Args:
+        config: The run's configuration.
+        out_dir: Run folder; created if missing. A new run refuses a folder that already holds run
+            files unless ``force`` (which replaces them) or ``resume``.
+        resume: Continue from ``out_dir/last.pt`` (a folder without ``last.pt`` starts from scratch).
+            ``config`` must equal the saved ``config.json`` except for :data:`RESUMABLE_KEYS`.
+        force: Start a new run even if ``out_dir`` holds an earlier run's files.
+        callback: Called on every rank after each epoch with ``{"epoch", "step", "row" (the log
+            row), "model" (the plain network), "rank", "out_dir"}``; raising in it stops training
+            (the epoch's checkpoint is already written).
+
+    Returns:
+        Path of ``best.pt`` (the checkpoint with the best validation ``config.select_by`` score; the
+        last epoch's if there is no validation split).
+
+    Raises:
+        SepNetError: run folder conflicts (existing run without ``resume``/``force``, config differs
+            on resume); data errors from :mod:`sepnet_core.data.io`; CheckpointError for a bad ``last.pt``.
+    """
+    info = D.init_distributed(config.device)
+    try:
+        return _fit(config, Path(out_dir), resume, force, callback, info)
+    finally:
+        D.close_distributed(info)
+
+
+# -------------------------------------------------------------------------------------- run folder
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _config_change(saved: dict[str, Any], config: TrainConfig, source: Path) -> None:
+    """Raise if ``config`` differs from a saved config dict in a key outside :data:`RESUMABLE_KEYS`."""
+    before, after = _flatten(saved), _flatten(config.to_dict())
+    differ = sorted(k for k in set(before) | set(after)
+                    if k not in RESUMABLE_KEYS and before.get(k) != after.get(k))
+    if differ:
+        details = ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in differ[:4])
+        raise SepNetError(f"{source}: cannot resume with a different config ({details}); "
+                          f"only {', '.join(RESUMABLE_KEYS)} may change")
+
+
+def _prepare_run_dir(config: TrainConfig, out: Path, resume: bool, force: bool) -> None:
+    """Check the folder against the rules of :func:`fit`, clear it for ``force``, write config.json."""
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    config_path = out / "config.json"
+    if resume and config_path.exists():
+        _config_change(json.loads(config_path.read_text(encoding="utf-8")), config, config_path)
+    elif present and not resume:
+        if not force:
+            raise SepNetError(f"{out}: already holds a run ({', '.join(present)}); "
+                              "use --resume to continue it or --force to start over")
+        for name in present:
+            (out / name).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.iterdir():  # temporary files of a write interrupted by a kill
+        if is_temporary(stale) and stale.is_file():
+            stale.unlink()
+    write_text_atomic(config_path, config.to_json(), overwrite=True)
+
+
+class _CsvLog:
+    """``log.csv``: append one row per epoch; on resume drop rows after the checkpoint's step."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def truncate(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(self.path, text.getvalue(), overwrite=True)
+
+    def append(self, row: dict[str, Any]) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS, lineterminator="\n")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _better(value: float, best: float) -> bool:
+    return not math.isnan(value) and (math.isnan(best) or value > best)
+
+
+# -------------------------------------------------------------------------------------------- fit
+def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Callback | None,
+         info: D.DistInfo) -> Path:
+    # ---- run folder (rank 0 decides, every rank learns the outcome)
+    error = None
+    if info.is_main:
+        try:
+            _prepare_run_dir(config, out, resume, force)
+        except (SepNetError, OSError, ValueError) as exc:
+            if not info.distributed:
+                raise
+            error = str(exc)
+    error = D.broadcast_object(info, error)
+    if error:
+        raise SepNetError(error)
+
+    # ---- device, seeds, model
+    device = D.pick_device(config.device, info.local_rank)
+    amp = config.amp and device.type == "cuda"
+    if config.num_workers:
+        warnings.warn(f"num_workers={config.num_workers} has no effect: patches are cut in the main "
+                      "process from volumes held in memory", stacklevel=3)
+    seed_everything(config.seed)
+    model = config.model.build().to(device)  # identical initial weights on every rank
+    if info.rank:
+        torch.manual_seed(config.seed + 1_000_003 * info.rank)  # each rank its own dropout masks
+    sampler_rng = np.random.default_rng([config.seed, info.rank])
+
+    # ---- data: training cases on every rank, validation cases on rank 0
+    intensity = get_intensity(config.intensity)
+    train = load_split(config.data.data_root, config.data.train_split, intensity, config.data.crop_yx)
+    valid = (load_split(config.data.data_root, config.data.valid_split, intensity, config.data.crop_yx,
+                        required=False) if info.is_main else [])
+    if info.is_main and not valid:
+        logger.warning("no validation cases in %s/%s: best.pt will be the last epoch",
+                       config.data.data_root, config.data.valid_split)
+    sampler = PatchSampler(
+        [c.image for c in train], [c.label for c in train], config.patch_size, mode=config.data.sampling,
+        rng=sampler_rng, organ_fraction=config.data.organ_fraction, flip=config.data.augment_flip,
+        pad_value=float(np.asarray(intensity(np.array([AIR_HU], dtype=np.float32)))[0]),
+    )
+
+    # ---- optimiser, schedule, loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr,
+                                 weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.optim.step_every_epochs, gamma=config.optim.gamma)
+    loss_fn = build_loss(config.loss, **({"alpha": config.alpha} if config.loss == "ath" else {}))
+
+    # ---- resume
+    start_epoch, step, best = 0, 0, math.nan
+    log = _CsvLog(out / "log.csv")
+    if resume and (out / "last.pt").exists():
+        ckpt = load_checkpoint(out / "last.pt")
+        _config_change(ckpt["train_config"], config, out / "last.pt")
+        model.load_state_dict(ckpt["model_state"])
+        optimizer.load_state_dict(ckpt["optimizer_state"])
+        scheduler.load_state_dict(ckpt["scheduler_state"])
+        ranks = (ckpt["rng_state"] or {}).get("ranks", [])
+        if len(ranks) == info.world_size:
+            set_rng_state(ranks[info.rank], sampler_rng)
+        else:
+            logger.warning("last.pt holds random states of %d processes, this run has %d: the patch "
+                           "sequence differs from an uninterrupted run", len(ranks), info.world_size)
+            sampler.rng = np.random.default_rng([config.seed, info.rank, ckpt["step"]])
+        start_epoch, step, best = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best_metric"])
+        if info.is_main:
+            log.truncate(step)
+            logger.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
+    if info.distributed:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = unwrap(model)
+
+    # ---- epochs
+    show = info.is_main and sys.stderr.isatty()
+    for epoch in range(start_epoch, config.epochs):
+        started = time.time()
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        losses = []
+        bar = tqdm(range(config.iterations_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not show, leave=False)
+        for _ in bar:
+            images, labels = sampler.batch(config.batch_size)
+            x, y = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses.append(loss.detach())
+            if show:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        scheduler.step()
+        train_loss = D.mean_over_ranks(info, torch.stack(losses).mean().item())
+
+        # ---- validate (rank 0)
+        last_epoch = epoch + 1 == config.epochs
+        scores = {name: math.nan for name in metric_names()}
+        if info.is_main and valid and ((epoch + 1) % config.validate_every == 0 or last_epoch):
+            scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device, amp=amp,
+                              batch_size=config.batch_size)
+        improved = _better(scores[config.select_by], best) or (not valid and info.is_main)
+        if improved and valid:
+            best = scores[config.select_by]
+
+        # ---- checkpoint and log (rank 0), random states of every rank
+        states = D.gather_objects(info, rng_state(sampler.rng))
+        row = {"epoch": epoch + 1, "step": step, "lr": lr, "train_loss": train_loss,
+               "val_mean_dice": scores["mean_dice"], "val_weighted_dice": scores["weighted_dice"],
+               **{k: v for k, v in scores.items() if k.startswith("dice_")},
+               "seconds": round(time.time() - started, 3)}
+        if info.is_main:
+            kwargs = dict(optimizer=optimizer, scheduler=scheduler, rng_state={"ranks": states},
+                          epoch=epoch + 1, step=step, best_metric=best, val_metrics=scores)
+            save_checkpoint(out / "last.pt", net, config, **kwargs)
+            if improved:
+                save_checkpoint(out / "best.pt", net, config, **kwargs)
+            log.append(row)
+            logger.info("epoch %d/%d step %d loss %.4f val %s %.4f%s", epoch + 1, config.epochs, step,
+                        train_loss, config.select_by, scores[config.select_by], " (best)" if improved else "")
+        D.barrier(info)
+        if callback is not None:
+            callback({"epoch": epoch + 1, "step": step, "row": row, "model": net, "rank": info.rank,
+                      "out_dir": out})
+    return out / "best.pt"
+
