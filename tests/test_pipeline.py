@@ -35,6 +35,7 @@ from sepnet_core.pipeline import (
     template_fingerprint,
     topological_order,
 )
+from sepnet_core.pipeline.table import BASELINE_RUN
 
 PROFILE = "test"
 CODE = "code-hash-for-tests"
@@ -330,19 +331,29 @@ def test_topological_order_is_stable_and_checks_the_graph():
 def test_profile_tables_are_consistent(profile):
     stages = stages_for_profile(profile)
     names = [s.name for s in stages]
-    seeds = PROFILES[profile].seeds
+    seeds, baseline_seeds = PROFILES[profile].seeds, PROFILES[profile].baseline_seeds
+    assert len(baseline_seeds) >= 2  # a seed-to-seed spread needs two seeds
+    baseline = [f"train_{BASELINE_RUN}_s{s}" for s in dict.fromkeys((*seeds, *baseline_seeds))]
     assert len(names) == len(set(names)) and len({s.output for s in stages}) == len(stages)
     assert names[0] == "data" and names[-1] == "reproducibility"
     train = [s for s in stages if s.name.startswith("train_")]
-    assert len(train) == len(TRAIN_RUNS) * len(seeds) == 12 * len(seeds)
+    assert len(train) == len(TRAIN_RUNS) * len(seeds) + len(baseline) - len(seeds) == 12 * len(seeds) + \
+        len(baseline) - len(seeds)
     assert all(s.depends_on == ("data",) and s.parameters["preset"] == profile for s in train)
+    assert set(baseline) <= {s.name for s in train}
     by_name = {s.name: s for s in stages}
     # Stages that evaluate checkpoints read the data too: they depend on it directly, so that a missing
     # phantom is regenerated before they run.
-    assert by_name["ensemble"].depends_on == ("data", *(f"train_{r}_s{seeds[0]}" for r in ENSEMBLE_MEMBERS))
-    assert set(by_name["ablation_network"].depends_on) == {"data", f"train_sepnet_slf1_ath1_s{seeds[0]}",
-                                                         f"train_unet_slf1_ath1_s{seeds[0]}"}
-    assert len(by_name["ablation_intensity"].depends_on) == 1 + 6 * len(seeds)
+    members = tuple(f"train_{r}_s{seeds[0]}" for r in ENSEMBLE_MEMBERS)
+    assert by_name["ensemble"].depends_on == ("data", *members, *(b for b in baseline if b not in members))
+    assert set(by_name["ablation_network"].depends_on) == {"data", *baseline,
+                                                           f"train_unet_slf1_ath1_s{seeds[0]}"}
+    assert len(by_name["ablation_intensity"].depends_on) == 1 + 5 * len(seeds) + len(baseline)
+    # Ablations read the committed results of the training stages and of the baseline's seeds.
+    network = by_name["ablation_network"]
+    assert network.parameters["runs"]["3D U-Net"] == [f"results/{profile}/train_unet_slf1_ath1_s{seeds[0]}"]
+    assert network.parameters["baseline"] == [f"results/{profile}/{b}" for b in baseline]
+    assert not network.uses_products and by_name["ensemble"].uses_products
     assert set(by_name["reproducibility"].depends_on) == set(names[:-1])
     assert by_name["data"].products == (f"work/{profile}/data",)
     assert not by_name["reproducibility"].uses_products and not by_name["summary"].uses_products

@@ -30,6 +30,7 @@ from sepnet_core.pipeline.runner import PipelineReport, run_pipeline
 from sepnet_core.pipeline.stage import INJECTED_PARAMETERS, Stage, topological_order
 from sepnet_core.pipeline.table import (
     ABLATIONS,
+    BASELINE_RUN,
     ENSEMBLE_MEMBERS,
     PROFILES,
     TEMPLATES,
@@ -42,6 +43,7 @@ from sepnet_core.pipeline.table import (
 
 __all__ = [
     "ABLATIONS",
+    "BASELINE_RUN",
     "BOOK_BUILD_ARGS",
     "ENSEMBLE_MEMBERS",
     "INJECTED_PARAMETERS",

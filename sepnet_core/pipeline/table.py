@@ -9,13 +9,16 @@ Parameters every stage gets from the driver (``profile``, ``results_dir``, ``fig
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
+from sepnet_core.pipeline.cache import Layout
 from sepnet_core.pipeline.stage import Stage, topological_order
 
 __all__ = [
     "ABLATIONS",
+    "BASELINE_RUN",
     "ENSEMBLE_MEMBERS",
     "PROFILES",
     "TEMPLATES",
@@ -36,6 +39,10 @@ class Profile:
         description: One line for ``--list`` and the reproducibility page.
         train_preset: :func:`sepnet_core.training.config.preset` name for every training stage.
         seeds: Training seeds per configuration (one training stage per run and seed).
+        baseline_seeds: Seeds of the multi-seed baseline: :data:`BASELINE_RUN` is also trained with
+            each of these, and its seed-to-seed spread is the noise level of every comparison whose
+            configs have a single seed (``compare(..., baseline_spread=...)``). Needs two seeds or more
+            for a spread.
         phantom_profile: :data:`sepnet_core.data.phantom.PHANTOM_PROFILES` name used to generate data,
             or ``None`` when the profile needs real data (``data_root``).
         phantom_cases: Cases per split of the generated phantom, as ``((split, count), ...)``.
@@ -51,6 +58,7 @@ class Profile:
     description: str
     train_preset: str
     seeds: tuple[int, ...] = (0,)
+    baseline_seeds: tuple[int, ...] = (0, 1, 2)
     phantom_profile: str | None = "cpu"
     phantom_cases: tuple[tuple[str, int], ...] = (("train", 6), ("valid", 2), ("test", 2))
     phantom_seed: int = 0
@@ -70,6 +78,7 @@ PROFILES: dict[str, Profile] = {
         description="CI: the whole chain in minutes on tiny phantom data (numbers are meaningless)",
         train_preset="smoke",
         seeds=(0,),
+        baseline_seeds=(0, 1),
         phantom_profile="smoke",
         phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
     ),
@@ -78,14 +87,17 @@ PROFILES: dict[str, Profile] = {
         description="default of `make book`: the phantom's cpu profile, <= 30 minutes on a 2-core CPU",
         train_preset="cpu",
         seeds=(0,),
+        baseline_seeds=(0, 1, 2),
         phantom_profile="cpu",
         phantom_cases=(("train", 6), ("valid", 2), ("test", 2)),
+        jobs=2,  # two stages at once, one core (OMP thread) each: more throughput than 2 threads on one
     ),
     "paper": Profile(
         name="paper",
         description="the reference settings on real StructSeg 2019 task 1 data (GPU; needs --data-root)",
         train_preset="paper",
         seeds=(0,),
+        baseline_seeds=(0, 1, 2),
         phantom_profile=None,
         phantom_cases=(),
         jobs=1,
@@ -161,6 +173,10 @@ TRAIN_RUNS: tuple[TrainRun, ...] = (
 ENSEMBLE_MEMBERS: tuple[str, ...] = tuple(r.run for r in TRAIN_RUNS[:6])
 """Runs fused by the ensemble stage (first profile seed of each)."""
 
+BASELINE_RUN = "sepnet_slf1_ath1"
+"""The run trained with every seed of :attr:`Profile.baseline_seeds`: the paper's main configuration
+(3D-SepNet, SLF-1, ATH alpha 1) and the reference of all three ablations."""
+
 ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "ablation_network": {
         "3D-SepNet": ("sepnet_slf1_ath1",),
@@ -181,17 +197,40 @@ ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "ATH alpha=0.5": ("sepnet_slf1_ath05",),
     },
 }
-"""Each ablation stage compares labelled groups of runs (all profile seeds of each run)."""
+"""Each ablation stage compares labelled groups of runs (every seed trained of each run: the profile seeds,
+and for :data:`BASELINE_RUN` also its baseline seeds)."""
 
 
 def _page(template: str) -> str:
     return "book/pages/" + template.rsplit("/", 1)[-1]
 
 
+def _seeds_of(run: TrainRun, prof: Profile) -> tuple[int, ...]:
+    """Seeds a run is trained with: the profile's, plus the baseline seeds for :data:`BASELINE_RUN`."""
+    extra = prof.baseline_seeds if run.run == BASELINE_RUN else ()
+    return tuple(dict.fromkeys((*prof.seeds, *extra)))
+
+
 def stages_for_profile(
     profile: Profile | str, data_root: str | None = None, nproc: int = 1
 ) -> list[Stage]:
     """The stage table of ``profile``, in dependency order.
+
+    Parameters each kind of stage receives (besides the driver's four, see
+    :mod:`sepnet_core.pipeline.stage`):
+
+    - ``data``: ``data_root`` (real data or None), ``data_dir`` (where the cases are), ``phantom_profile``,
+      ``phantom_cases`` ({split: count}), ``phantom_seed``;
+    - ``intensity``: ``data_dir``;
+    - ``train_<run>_s<seed>``: ``run`` (``<run>_s<seed>``), ``model``, ``intensity``, ``loss``, ``alpha``,
+      ``seed``, ``preset``, ``overrides``, ``data_dir``, ``run_dir`` (checkpoints, under ``work/``),
+      ``nproc``;
+    - ablations: ``runs`` ({label: [results folder of each training stage]}), ``baseline`` (results
+      folders of :data:`BASELINE_RUN`'s seeds); they read committed results only;
+    - ``ensemble``: ``members`` (run folders with ``best.pt``), ``data_dir``, ``baseline``;
+    - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
+      "structseg");
+    - ``performance``: ``quick``; ``reproducibility``: ``records_dir``, ``profile_description``.
 
     Args:
         profile: A :class:`Profile` or a name in :data:`PROFILES`.
@@ -202,8 +241,8 @@ def stages_for_profile(
 
     Returns:
         Stages: ``data``, ``intensity``, ``train_<run>_s<seed>`` for every run of :data:`TRAIN_RUNS`
-        and profile seed, the three ablations, ``ensemble``, ``summary``, ``performance``,
-        ``reproducibility``.
+        and profile seed (plus the baseline seeds of :data:`BASELINE_RUN`), the three ablations,
+        ``ensemble``, ``performance``, ``summary``, ``reproducibility``.
 
     Raises:
         ValueError: unknown profile name, ``nproc`` < 1, or no data root for a profile that needs one.
@@ -216,7 +255,8 @@ def stages_for_profile(
     if prof.needs_data_root and prof.data_root is None:
         raise ValueError(f"profile {prof.name!r} needs real data: pass data_root (--data-root), a folder "
                          f"laid out as <root>/<split>/<patient>/data.nii.gz + label.nii.gz")
-    work = f"work/{prof.name}"
+    layout = Layout(Path("."), prof.name)
+    work = layout.work_dir
     generated = prof.data_root is None
     data_dir = f"{work}/data" if generated else prof.data_root
     data_stage = Stage(
@@ -238,10 +278,11 @@ def stages_for_profile(
               {"data_dir": data_dir}, depends_on=("data",)),
     ]
 
-    run_dirs: dict[str, list[str]] = {}
+    run_dirs: dict[str, list[str]] = {}  # run -> checkpoint folders, seed order
+    results: dict[str, list[str]] = {}  # run -> results folders of its training stages
     train_stages: dict[str, list[str]] = {}
     for run in TRAIN_RUNS:
-        for seed in prof.seeds:
+        for seed in _seeds_of(run, prof):
             run_id = f"{run.run}_s{seed}"
             run_dir = f"{work}/runs/{run_id}"
             stage = Stage(
@@ -267,30 +308,34 @@ def stages_for_profile(
             )
             stages.append(stage)
             run_dirs.setdefault(run.run, []).append(run_dir)
+            results.setdefault(run.run, []).append(layout.results_dir(stage.name))
             train_stages.setdefault(run.run, []).append(stage.name)
+    baseline = results[BASELINE_RUN]
 
-    def runs_of(groups: Mapping[str, Iterable[str]]) -> tuple[dict[str, list[str]], tuple[str, ...]]:
-        dirs = {label: [d for r in runs for d in run_dirs[r]] for label, runs in groups.items()}
-        trained = (s for runs in groups.values() for r in runs for s in train_stages[r])
-        deps = tuple(dict.fromkeys(["data", *trained]))  # evaluation reads the data too
-        return dirs, deps
+    def deps(*names: Iterable[str]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(["data", *(n for group in names for n in group)]))
 
     for name, groups in ABLATIONS.items():
-        dirs, deps = runs_of(groups)
+        dirs = {label: [d for r in runs for d in results[r]] for label, runs in groups.items()}
+        trained = [s for runs in groups.values() for r in runs for s in train_stages[r]]
+        # Ablations read the committed results of the training stages, never their checkpoints.
         stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]),
-                            {"runs": dirs, "data_dir": data_dir}, depends_on=deps))
+                            {"runs": dirs, "baseline": baseline},
+                            depends_on=deps(trained, train_stages[BASELINE_RUN]), uses_products=False))
     members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
     stages.append(Stage("ensemble", TEMPLATES["ensemble"], _page(TEMPLATES["ensemble"]),
-                        {"members": members, "data_dir": data_dir},
-                        depends_on=("data", *(train_stages[r][0] for r in ENSEMBLE_MEMBERS))))
-    summarised = ("ablation_network", "ablation_intensity", "ablation_loss", "ensemble")
-    stages.append(Stage("summary", TEMPLATES["summary"], _page(TEMPLATES["summary"]),
-                        {"inputs": {s: f"results/{prof.name}/{s}" for s in summarised}},
-                        depends_on=summarised, uses_products=False))
+                        {"members": members, "data_dir": data_dir, "baseline": baseline},
+                        depends_on=deps([train_stages[r][0] for r in ENSEMBLE_MEMBERS],
+                                        train_stages[BASELINE_RUN])))
     stages.append(Stage("performance", TEMPLATES["performance"], _page(TEMPLATES["performance"]),
                         {"quick": prof.name == "smoke"}))
+    summarised = ("ablation_network", "ablation_intensity", "ablation_loss", "ensemble", "performance")
+    stages.append(Stage("summary", TEMPLATES["summary"], _page(TEMPLATES["summary"]),
+                        {"inputs": {s: layout.results_dir(s) for s in summarised}, "baseline": baseline,
+                         "data_kind": "phantom" if generated else "structseg"},
+                        depends_on=summarised, uses_products=False))
     stages.append(Stage("reproducibility", TEMPLATES["reproducibility"], _page(TEMPLATES["reproducibility"]),
-                        {"records_dir": f"results/{prof.name}/_stages",
+                        {"records_dir": layout.records_dir.relative_to(layout.root).as_posix(),
                          "profile_description": prof.description},
                         depends_on=tuple(s.name for s in stages), uses_products=False))
     return topological_order(stages)

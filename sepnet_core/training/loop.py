@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from sepnet_core.data.sampling import PatchSampler
 from sepnet_core.errors import SepNetError
