@@ -30,7 +30,8 @@ def test_smoke_chain_executes_and_book_builds(tmp_path):
     (root / "sepnet_core").symlink_to(REPO / "sepnet_core", target_is_directory=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(
-        [sys.executable, "-m", "sepnet_core.pipeline", "--profile", "smoke", "--jobs", "1", "--root", str(root)],
+        [sys.executable, "-m", "sepnet_core.pipeline", "--profile", "smoke", "--jobs", "1",
+         "--root", str(root)],
         cwd=root, env=env, capture_output=True, text=True, timeout=1500, check=False,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
