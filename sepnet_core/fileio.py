@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -26,7 +27,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["atomic_write", "write_text_atomic", "write_json_atomic", "write_csv_atomic", "is_temporary"]
+__all__ = [
+    "atomic_write", "write_text_atomic", "write_json_atomic", "write_csv_atomic", "is_temporary",
+    "sha256_file",
+]
 
 _TEMP_PREFIX = ".tmp-"
 
@@ -173,3 +177,12 @@ def write_csv_atomic(
 def is_temporary(path: str | os.PathLike[str]) -> bool:
     """True for a name that :func:`atomic_write` uses for its temporary files (to skip in listings)."""
     return Path(path).name.startswith(_TEMP_PREFIX)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of the bytes of ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -61,7 +61,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["SLF", "Window", "Intensity", "PRESETS", "get_intensity", "intensity_from_dict", "INTENSITY_KINDS"]
+__all__ = [
+    "AIR_HU", "SLF", "Window", "Intensity", "PRESETS", "get_intensity", "intensity_from_dict",
+    "INTENSITY_KINDS",
+]
+
+AIR_HU = -1000.0
+"""CT number of air (HU): the fill value wherever an image is padded in HU."""
 
 
 def _real(arg: str, value: Any) -> float:

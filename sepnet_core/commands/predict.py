@@ -20,7 +20,6 @@ DICOM folder is one more entry there.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import secrets
@@ -35,6 +34,7 @@ import numpy as np
 
 from sepnet_core import __version__
 from sepnet_core.errors import SepNetError, SepNetInputError
+from sepnet_core.fileio import sha256_file
 
 __all__ = ["OUTPUT_NAMES", "INPUT_READERS", "InputReader", "read_input", "predict_to_folder", "register",
            "run"]
@@ -92,14 +92,6 @@ def read_input(path: str | os.PathLike[str]) -> tuple[str, np.ndarray, Any]:
             return kind, image, geometry
     kinds = "; ".join(r.description for r in INPUT_READERS.values())
     raise SepNetInputError(f"{path}: unsupported input; expected {kinds}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -217,7 +209,7 @@ def predict_to_folder(
         "checkpoints": [
             {
                 "path": str(ckpt.resolve()),
-                "sha256": _sha256(ckpt),
+                "sha256": sha256_file(ckpt),
                 "model": m.model_config.to_dict(),
                 "intensity": m.intensity.to_dict(),
                 "crop_yx": list(m.crop_yx) if m.crop_yx is not None else None,

@@ -26,13 +26,12 @@ import numpy as np
 from sepnet_core.data.crop import CropPad, center_crop_pad
 from sepnet_core.inference.sliding import predict_volume
 from sepnet_core.inference.uncertainty import predictive_entropy, vote_entropy
+from sepnet_core.intensity import AIR_HU
 
 __all__ = ["AIR_HU", "EnsembleResult", "predict_case", "member_patch_size"]
 
 logger = logging.getLogger(__name__)
 
-#: Value (HU) of voxels added when a member's crop pads the image in-plane.
-AIR_HU = -1000.0
 #: Slices per slab of the chunked reductions over the probability sum.
 _CHUNK_Z = 16
 

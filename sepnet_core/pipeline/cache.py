@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from sepnet_core.fileio import sha256_file
 from sepnet_core.pipeline.stage import Stage, topological_order
 
 __all__ = [
@@ -119,15 +120,6 @@ class Layout:
 def _sha256_json(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 (hex) of the bytes of ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def template_fingerprint(path: str | os.PathLike[str]) -> str:

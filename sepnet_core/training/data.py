@@ -17,14 +17,11 @@ import numpy as np
 
 from sepnet_core.data.crop import center_crop_pad
 from sepnet_core.data.io import list_cases, read_case
-from sepnet_core.intensity import Intensity
+from sepnet_core.intensity import AIR_HU, Intensity
 
 __all__ = ["PreparedCase", "AIR_HU", "prepare_case", "load_split"]
 
 logger = logging.getLogger(__name__)
-
-AIR_HU = -1000.0
-"""Fill value (HU) of in-plane padding."""
 
 
 @dataclass(frozen=True)
