@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= cpu
 TORCH_PIN := torch==2.13.0
 
-.PHONY: venv test book book-html lab bench lint clean-venv
+.PHONY: venv system-deps test book book-html lab bench lint clean-venv
 
 # The venv is (re)built when pyproject.toml changes. torch is installed first, pinned, so that
 # the CPU wheel is used and no open requirement drags in a CUDA build.
@@ -18,7 +18,22 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# System programs the tests use: Chromium (headless check of the built book) and dciodvfy
+# (dicom3tools: validates the RTSTRUCT we write). Installed with apt-get when missing and we are root
+# (or have sudo); otherwise a warning, and the tests that need them skip (they fail under CI=true).
+SYSTEM_PROGRAMS := chromium:chromium dciodvfy:dicom3tools
+system-deps:
+	@missing=""; for pair in $(SYSTEM_PROGRAMS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	  else echo "warning: cannot install$$missing (not root, no sudo); tests needing them skip"; exit 0; fi; \
+	  echo "installing$$missing with apt-get"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q
 
 # Runs the papermill stages of PROFILE (skipping those whose inputs are unchanged), then builds the
@@ -34,7 +49,7 @@ book-html: $(VENV)/.installed
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
 lab: $(VENV)/.installed
-	$(VENV)/bin/python -m pip install --quiet jupyterlab
+	$(PY) -m pip install --quiet -e ".[lab]" "$(TORCH_PIN)"
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(VENV)/.installed

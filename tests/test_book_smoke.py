@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from browser import page_problems
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("notebooks", "book", "docs", "_config.yml", "_toc.yml", "figures/phantom", "results/benchmarks")
@@ -44,6 +45,8 @@ def test_smoke_chain_executes_and_book_builds(tmp_path):
         for src in re.findall(r'<img[^>]+src="([^"]+)"', built.read_text(encoding="utf-8")):
             if not src.startswith(("http:", "https:", "data:")):
                 assert (built.parent / src).resolve().is_file(), f"{built.name}: missing image {src}"
+    # Every page opens in headless Chromium with all its images.
+    assert page_problems(html / page.relative_to(root).with_suffix(".html") for page in pages) == {}
     # A second run finds every stage up to date and executes nothing.
     again = subprocess.run(
         [sys.executable, "-m", "sepnet_core.pipeline", "--profile", "smoke", "--list", "--root", str(root)],
