@@ -28,7 +28,7 @@ import SimpleITK as sitk
 
 from sepnet_core import __version__
 from sepnet_core.data.geometry import Geometry
-from sepnet_core.data.io import LABEL_NAME, read_label
+from sepnet_core.data.io import LABEL_NAME, check_name, read_label
 from sepnet_core.errors import SepNetError, SepNetInputError
 from sepnet_core.fileio import is_temporary, write_csv_atomic, write_json_atomic
 from sepnet_core.metrics import evaluate_case, summarize
@@ -62,7 +62,8 @@ def find_predictions(pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
 
     Raises:
         FileNotFoundError: ``pred_dir`` does not exist.
-        SepNetInputError: not a folder, no prediction found, or a case given twice.
+        SepNetInputError: not a folder, no prediction found, a case given twice, or a case name that
+            is not a single folder name (a path separator, for instance).
     """
     folder = _folder(pred_dir, "prediction")
     found: dict[str, Path] = {}
@@ -75,6 +76,7 @@ def find_predictions(pred_dir: str | os.PathLike[str]) -> dict[str, Path]:
             case, path = entry.name[: -len(next(s for s in _SUFFIXES if entry.name.endswith(s)))], entry
         else:
             continue
+        check_name(case, "case name", path)
         if case in found:
             raise SepNetInputError(f"{folder}: case {case!r} has two predictions: {found[case].name} and "
                                    f"{path.relative_to(folder)}")
@@ -90,10 +92,11 @@ def find_references(ref_dir: str | os.PathLike[str]) -> dict[str, Path]:
 
     Raises:
         FileNotFoundError: ``ref_dir`` does not exist.
-        SepNetInputError: not a folder, or no case folder holds ``label.nii.gz``.
+        SepNetInputError: not a folder, no case folder holds ``label.nii.gz``, or a case name that is
+            not a single folder name.
     """
     folder = _folder(ref_dir, "reference")
-    found = {e.name: e / LABEL_NAME for e in sorted(folder.iterdir())
+    found = {check_name(e.name, "case name", e / LABEL_NAME): e / LABEL_NAME for e in sorted(folder.iterdir())
              if e.is_dir() and not e.name.startswith(".") and (e / LABEL_NAME).is_file()}
     if not found:
         raise SepNetInputError(f"{folder}: no case folders holding {LABEL_NAME} (is it a split folder "

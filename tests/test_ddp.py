@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -86,4 +87,5 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     states = ckpt["rng_state"]["ranks"]
     assert len(states) == 2 and states[0]["sampler"] != states[1]["sampler"]  # each rank its own patches
     assert ckpt["step"] == 4 and sorted(p.name for p in out.iterdir()) == [
-        "best.pt", "config.json", "last.pt", "log.csv"]
+        "best.pt", "config.json", "last.pt", "log.csv", "summary.json"]
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -172,7 +173,7 @@ def test_pick_device():
 # ------------------------------------------------------------------------------------- run folder
 def test_fit_writes_a_complete_run_folder(reference_run):
     config, out = reference_run
-    assert {p.name for p in out.iterdir()} == {"config.json", "log.csv", "last.pt", "best.pt"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "log.csv", "last.pt", "best.pt", "summary.json"}
     assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == config
     rows = read_log(out / "log.csv")
     assert list(rows[0]) == list(LOG_COLUMNS)
@@ -183,6 +184,24 @@ def test_fit_writes_a_complete_run_folder(reference_run):
     assert loaded.meta["epoch"] == int(best["epoch"])
     assert loaded.meta["best_metric"] == pytest.approx(float(best["val_mean_dice"]))
     assert load_checkpoint(out / "last.pt")["step"] == 6
+
+
+def test_summary_records_seed_versions_config_hash_and_best_epoch(reference_run):
+    config, out = reference_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config_hash"] == config.config_hash() and summary["seed"] == config.seed
+    assert summary["versions"]["torch"] == torch.__version__
+    assert summary["versions"]["numpy"] == np.__version__
+    assert set(summary["versions"]) == {"sepnet_core", "python", "torch", "numpy", "SimpleITK"}
+    assert (summary["device"], summary["deterministic"], summary["world_size"]) == ("cpu", True, 1)
+    assert not torch.are_deterministic_algorithms_enabled()  # fit restored the global setting
+    rows = read_log(out / "log.csv")
+    best = max(rows, key=lambda r: float(r["val_mean_dice"]))
+    assert summary["best"]["epoch"] == int(best["epoch"])
+    assert summary["best"]["metric"] == pytest.approx(float(best["val_mean_dice"]))
+    assert (summary["epochs"], summary["steps"], summary["resumed_from_epoch"]) == (3, 6, None)
+    assert summary["checkpoints"]["last.pt"] == hashlib.sha256((out / "last.pt").read_bytes()).hexdigest()
+    assert 0 < summary["wall_time_s"] < 600
 
 
 def test_existing_run_is_refused_unless_forced(data_root, tmp_path):
@@ -223,6 +242,7 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(reference_run, tmp_
     with pytest.raises(Stop):
         fit(config, out, callback=stop_after_first_epoch)
     assert len(read_log(out / "log.csv")) == 1
+    assert not (out / "summary.json").exists()  # only a finished run has a summary
     fit(config, out, resume=True)
     assert_same_weights(out / "last.pt", reference / "last.pt")
     ours, theirs = read_log(out / "log.csv"), read_log(reference / "log.csv")
@@ -234,8 +254,14 @@ def test_resume_can_extend_a_finished_run(reference_run, tmp_path):
     config, reference = reference_run
     out = tmp_path / "run"
     fit(dataclasses.replace(config, epochs=2), out)
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    with open(out / "log.csv", "a") as handle:  # a row cut short by a kill during its append
+        handle.write("3,6,0.001,1.5,0.1")
     fit(config, out, resume=True)  # epochs 2 -> 3
+    assert [r["step"] for r in read_log(out / "log.csv")] == ["2", "4", "6"]
     assert_same_weights(out / "last.pt", reference / "last.pt")
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["epochs"], summary["resumed_from_epoch"]) == (3, 2)
 
 
 def _train_command(data_root: Path, out: Path, *extra: str) -> list[str]:
@@ -245,12 +271,15 @@ def _train_command(data_root: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _kill_after_rows(command: list[str], log: Path, rows: int, timeout: float = 60.0) -> None:
-    """Start ``command`` and SIGKILL it as soon as ``log`` has ``rows`` data rows."""
+    """Start ``command`` and SIGKILL it as soon as ``log`` has ``rows`` data rows (``rows=0``: as soon
+    as the run folder has its config.json, before the first checkpoint)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
+    ready = (lambda: (log.parent / "config.json").exists()) if rows == 0 else \
+        (lambda: log.exists() and len(log.read_text().splitlines()) - 1 >= rows)
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if log.exists() and len(log.read_text().splitlines()) - 1 >= rows:
+            if ready():
                 break
             time.sleep(0.02)
         assert process.poll() is None, "training ended before it could be killed"
@@ -264,8 +293,10 @@ def _kill_after_rows(command: list[str], log: Path, rows: int, timeout: float = 
 def test_kill_9_then_resume_equals_an_uninterrupted_run(data_root, reference_run, tmp_path):
     _, reference = reference_run
     out = tmp_path / "run"
-    # Kill during epoch 2 (after epoch 1's checkpoint), resume, kill again after epoch 2, resume to the end.
-    _kill_after_rows(_train_command(data_root, out), out / "log.csv", rows=1)
+    # Kill before the first checkpoint, resume; kill during epoch 2 (after epoch 1's checkpoint), resume;
+    # kill again after epoch 2, resume to the end.
+    _kill_after_rows(_train_command(data_root, out), out / "log.csv", rows=0)
+    _kill_after_rows(_train_command(data_root, out, "--resume"), out / "log.csv", rows=1)
     _kill_after_rows(_train_command(data_root, out, "--resume"), out / "log.csv", rows=2)
     assert load_checkpoint(out / "last.pt")["epoch"] in (2, 3)
     result = subprocess.run(_train_command(data_root, out, "--resume"), capture_output=True, text=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from sepnet_core.errors import SepNetError
 
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         check_request(args.cases, args.seed, args.profile, split, args.workers, args.noise_hu)
     except ValueError as exc:
         raise SepNetError(str(exc)) from None
+    out = Path(args.out_dir)
+    ancestor = next((p for p in out.absolute().parents if p.exists()), None)
+    if ancestor is not None and not ancestor.is_dir():
+        raise SepNetError(f"{out}: cannot create the output folder ({ancestor} is a file, not a folder)")
     start = time.perf_counter()
     folders = write_dataset(args.out_dir, args.cases, args.seed, args.profile, split, args.workers,
                             noise_hu=args.noise_hu, force=args.force, preview=args.preview)

@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "weight decay 1e-8, StepLR x0.9 every 10 epochs, 400 epochs x 100 iterations, batch 4 of "
             "16x120x120 voxel patches (z, y, x), 256x256 in-plane crop, SLF-1, ATH loss alpha 1); "
             "'cpu' = the phantom's cpu profile on 2 CPU cores in a few minutes; 'smoke' = seconds, for "
-            "tests. The run folder receives config.json, log.csv, last.pt and best.pt. "
+            "tests. The run folder receives config.json, log.csv, last.pt, best.pt and, once finished, "
+            "summary.json (seed, config hash, versions, best epoch). "
             "Under torchrun every process trains on its own patches and rank 0 writes."
         ),
         allow_abbrev=False,

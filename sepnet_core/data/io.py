@@ -300,6 +300,9 @@ def list_cases(root: str | os.PathLike[str], split: str) -> list[Path]:
     folder = root / split
     if not folder.is_dir():
         splits = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not folder.exists() and not splits:
+            raise InputNotFoundError(f"{root}: dataset folder is empty; {split} folder does not exist "
+                                     f"(expected {root}/{split}/<case>/{DATA_NAME})")
         if not folder.exists():
             raise InputNotFoundError(f"{folder}: split folder does not exist (splits found: {splits})")
         raise SepNetInputError(f"{folder}: split path is not a folder")

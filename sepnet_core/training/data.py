@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sepnet_core.data.crop import center_crop_pad
-from sepnet_core.data.io import list_cases, read_case
+from sepnet_core.data.io import check_name, list_cases, read_case
 from sepnet_core.intensity import AIR_HU, Intensity
 
 __all__ = ["PreparedCase", "AIR_HU", "prepare_case", "load_split"]
@@ -83,9 +83,11 @@ def load_split(
         required: If False, a missing split folder gives an empty list instead of an error.
 
     Raises:
-        FileNotFoundError/SepNetInputError: missing folders, cases without labels, unreadable files
-            (from :func:`sepnet_core.data.io.list_cases` and :func:`~sepnet_core.data.io.read_case`).
+        FileNotFoundError/SepNetInputError: a split name that is not a single folder name, missing
+            folders, cases without labels, unreadable files (from :func:`sepnet_core.data.io.list_cases`
+            and :func:`~sepnet_core.data.io.read_case`).
     """
+    check_name(split, "split name", Path(root) / split)  # even an optional split may not leave root
     if not required and not (Path(root) / split).is_dir():
         return []
     cases = []

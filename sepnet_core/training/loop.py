@@ -2,15 +2,19 @@
 
 A run folder holds ``config.json`` (the :class:`~sepnet_core.training.config.TrainConfig`), ``log.csv``
 (one row per epoch: epoch, step, lr, train_loss, val_mean_dice, val_weighted_dice, dice_<organ> x 22,
-seconds), ``last.pt`` (end of the latest epoch) and ``best.pt`` (best validation score so far).
+seconds), ``last.pt`` (end of the latest epoch), ``best.pt`` (best validation score so far) and, once
+the run has finished, ``summary.json`` (seed, config hash, versions, device, best epoch, wall time; see
+:mod:`sepnet_core.training.summary`).
 
 The loop reads top to bottom, as in nanoGPT: set up (folder, device, seeds, data, model, optimiser,
 resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, one StepLR step,
 whole-volume validation, checkpoint, log row. ``resume=True`` restores the model, optimiser,
 scheduler, every random state, the step counter and the best score from ``last.pt`` and truncates the
 log to that step, so on CPU a stopped-and-resumed run ends with exactly the weights of an
-uninterrupted one. Under ``torchrun`` the model is wrapped in DistributedDataParallel and only rank 0
-validates and writes (see :mod:`sepnet_core.training.distributed`).
+uninterrupted one (CPU runs use ``torch.use_deterministic_algorithms``). Nothing is written before
+the run folder, the data and the checkpoint to resume from have been checked, so a run refused for bad
+input leaves its folder untouched. Under ``torchrun`` the model is wrapped in DistributedDataParallel
+and only rank 0 validates and writes (see :mod:`sepnet_core.training.distributed`).
 """
 
 from __future__ import annotations
@@ -42,15 +46,16 @@ from sepnet_core.training import distributed as D
 from sepnet_core.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from sepnet_core.training.config import TrainConfig
 from sepnet_core.training.data import AIR_HU, load_split
-from sepnet_core.training.seeding import rng_state, seed_everything, set_rng_state
+from sepnet_core.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
+from sepnet_core.training.summary import SUMMARY_NAME, write_summary
 from sepnet_core.training.validation import metric_names, validate
 
 __all__ = ["fit", "RUN_FILES", "RESUMABLE_KEYS", "LOG_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
-RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt")
-"""Files a run folder holds."""
+RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", SUMMARY_NAME)
+"""Files a run folder holds (``summary.json`` only once the run has finished)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
     "epochs", "device", "amp", "num_workers", "validate_every", "data.data_root"
 )
@@ -89,11 +94,19 @@ def fit(
 
     Raises:
         SepNetError: run folder conflicts (existing run without ``resume``/``force``, config differs
-            on resume); data errors from :mod:`sepnet_core.data.io`; CheckpointError for a bad ``last.pt``.
+            on resume, a path below a file), an unavailable device; data errors from
+            :mod:`sepnet_core.data.io`; CheckpointError for a bad ``last.pt``. In each case the run
+            folder is left as it was.
     """
     info = D.init_distributed(config.device)
     try:
-        return _fit(config, Path(out_dir), resume, force, callback, info)
+        try:
+            device = D.pick_device(config.device, info.local_rank)
+        except ValueError as exc:
+            raise SepNetError(f"device: {exc}") from None
+        # CPU kernels have deterministic variants at no real cost: demand them (warn if an op has none).
+        with deterministic_algorithms(device.type == "cpu"):
+            return _fit(config, Path(out_dir), resume, force, callback, info, device)
     finally:
         D.close_distributed(info)
 
@@ -120,23 +133,59 @@ def _config_change(saved: dict[str, Any], config: TrainConfig, source: Path) -> 
                           f"only {', '.join(RESUMABLE_KEYS)} may change")
 
 
-def _prepare_run_dir(config: TrainConfig, out: Path, resume: bool, force: bool) -> None:
-    """Check the folder against the rules of :func:`fit`, clear it for ``force``, write config.json."""
+def _check_run_dir(config: TrainConfig, out: Path, resume: bool, force: bool) -> None:
+    """Refuse a run folder that breaks the rules of :func:`fit`; writes nothing.
+
+    Raises:
+        SepNetError: the path (or a parent) is a file, the folder holds a run and neither ``resume``
+            nor ``force`` is given, or ``config`` differs from the saved ``config.json`` on resume.
+    """
+    if out.exists() and not out.is_dir():
+        raise SepNetError(f"{out}: the run folder path exists and is not a folder")
+    ancestor = next((p for p in out.absolute().parents if p.exists()), None)
+    if ancestor is not None and not ancestor.is_dir():
+        raise SepNetError(f"{out}: cannot create the run folder ({ancestor} is a file, not a folder)")
     present = [name for name in RUN_FILES if (out / name).exists()]
     config_path = out / "config.json"
     if resume and config_path.exists():
-        _config_change(json.loads(config_path.read_text(encoding="utf-8")), config, config_path)
-    elif present and not resume:
-        if not force:
-            raise SepNetError(f"{out}: already holds a run ({', '.join(present)}); "
-                              "use --resume to continue it or --force to start over")
-        for name in present:
-            (out / name).unlink()
+        try:
+            saved = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SepNetError(f"{config_path}: not a readable run config ({exc})") from None
+        if not isinstance(saved, dict):
+            raise SepNetError(f"{config_path}: not a run config (a JSON object is expected)")
+        _config_change(saved, config, config_path)
+    elif present and not resume and not force:
+        raise SepNetError(f"{out}: already holds a run ({', '.join(present)}); "
+                          "use --resume to continue it or --force to start over")
+
+
+def _prepare_run_dir(config: TrainConfig, out: Path, resume: bool) -> None:
+    """Create the folder, clear an earlier run (``force``) or a finished run's summary (``resume``),
+    remove temporary files of a killed write, and write config.json. Call after :func:`_check_run_dir`."""
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.iterdir():  # temporary files of a write interrupted by a kill
-        if is_temporary(stale) and stale.is_file():
-            stale.unlink()
-    write_text_atomic(config_path, config.to_json(), overwrite=True)
+    stale = [SUMMARY_NAME] if resume else list(RUN_FILES)
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    for entry in out.iterdir():  # temporary files of a write interrupted by a kill
+        if is_temporary(entry) and entry.is_file():
+            entry.unlink()
+    write_text_atomic(out / "config.json", config.to_json(), overwrite=True)
+
+
+def _on_main(info: D.DistInfo, action: Callable[[], None]) -> None:
+    """Run ``action`` on rank 0; if it fails, every rank raises (a one-line SepNetError under torchrun)."""
+    error = None
+    if info.is_main:
+        try:
+            action()
+        except (SepNetError, OSError, ValueError) as exc:
+            if not info.distributed:
+                raise
+            error = str(exc)
+    error = D.broadcast_object(info, error)
+    if error:
+        raise SepNetError(error)
 
 
 class _CsvLog:
@@ -149,12 +198,18 @@ class _CsvLog:
         if not self.path.exists():
             return
         with open(self.path, newline="", encoding="utf-8") as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+            rows = [r for r in csv.DictReader(handle) if self._complete(r) and int(r["step"]) <= step]
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=LOG_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         write_text_atomic(self.path, text.getvalue(), overwrite=True)
+
+    @staticmethod
+    def _complete(row: dict[str, Any]) -> bool:
+        """False for a row cut short by a kill during its append (fewer fields, or no step)."""
+        return None not in row and row.get(LOG_COLUMNS[-1]) not in (None, "") and \
+            str(row.get("step", "")).isdigit()
 
     def append(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
@@ -173,22 +228,14 @@ def _better(value: float, best: float) -> bool:
 
 # -------------------------------------------------------------------------------------------- fit
 def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Callback | None,
-         info: D.DistInfo) -> Path:
+         info: D.DistInfo, device: torch.device) -> Path:
+    # Nothing is written until the run folder, the data and the checkpoint to resume from have all
+    # been checked: a run that fails on bad input leaves the folder as it was.
+    started_at = time.perf_counter()
     # ---- run folder (rank 0 decides, every rank learns the outcome)
-    error = None
-    if info.is_main:
-        try:
-            _prepare_run_dir(config, out, resume, force)
-        except (SepNetError, OSError, ValueError) as exc:
-            if not info.distributed:
-                raise
-            error = str(exc)
-    error = D.broadcast_object(info, error)
-    if error:
-        raise SepNetError(error)
+    _on_main(info, lambda: _check_run_dir(config, out, resume, force))
 
-    # ---- device, seeds, model
-    device = D.pick_device(config.device, info.local_rank)
+    # ---- seeds, model
     amp = config.amp and device.type == "cuda"
     if config.num_workers:
         warnings.warn(f"num_workers={config.num_workers} has no effect: patches are cut in the main "
@@ -202,8 +249,9 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     # ---- data: training cases on every rank, validation cases on rank 0
     intensity = get_intensity(config.intensity)
     train = load_split(config.data.data_root, config.data.train_split, intensity, config.data.crop_yx)
-    valid = (load_split(config.data.data_root, config.data.valid_split, intensity, config.data.crop_yx,
-                        required=False) if info.is_main else [])
+    valid: list = []  # rank 0 only; a bad validation case must stop every rank, not leave them waiting
+    _on_main(info, lambda: valid.extend(load_split(config.data.data_root, config.data.valid_split, intensity,
+                                                   config.data.crop_yx, required=False)))
     if info.is_main and not valid:
         logger.warning("no validation cases in %s/%s: best.pt will be the last epoch",
                        config.data.data_root, config.data.valid_split)
@@ -223,7 +271,8 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     # ---- resume
     start_epoch, step, best = 0, 0, math.nan
     log = _CsvLog(out / "log.csv")
-    if resume and (out / "last.pt").exists():
+    resumed = resume and (out / "last.pt").exists()
+    if resumed:
         ckpt = load_checkpoint(out / "last.pt")
         _config_change(ckpt["train_config"], config, out / "last.pt")
         model.load_state_dict(ckpt["model_state"])
@@ -237,9 +286,13 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
                            "sequence differs from an uninterrupted run", len(ranks), info.world_size)
             sampler.rng = np.random.default_rng([config.seed, info.rank, ckpt["step"]])
         start_epoch, step, best = int(ckpt["epoch"]), int(ckpt["step"]), float(ckpt["best_metric"])
-        if info.is_main:
-            log.truncate(step)
-            logger.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
+        del ckpt
+
+    # ---- run folder: everything checked, now write
+    _on_main(info, lambda: _prepare_run_dir(config, out, resume))
+    if resumed and info.is_main:
+        log.truncate(step)
+        logger.info("resumed %s at epoch %d, step %d", out, start_epoch, step)
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     net = unwrap(model)
@@ -298,5 +351,9 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         if callback is not None:
             callback({"epoch": epoch + 1, "step": step, "row": row, "model": net, "rank": info.rank,
                       "out_dir": out})
+    if info.is_main:
+        write_summary(out, config, device=device, world_size=info.world_size, amp=amp,
+                      resumed_from_epoch=start_epoch if resumed else None,
+                      wall_time_s=time.perf_counter() - started_at)
     return out / "best.pt"
 

@@ -9,12 +9,14 @@ uint8 tensors) that ``torch.load(weights_only=True)`` accepts; :func:`set_rng_st
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "rng_state", "set_rng_state"]
+__all__ = ["seed_everything", "rng_state", "set_rng_state", "deterministic_algorithms"]
 
 
 def seed_everything(seed: int) -> None:
@@ -66,3 +68,26 @@ def set_rng_state(state: dict[str, Any], generator: np.random.Generator | None =
         if state.get("sampler") is None:
             raise ValueError("RNG state has no sampler state to restore")
         generator.bit_generator.state = state["sampler"]
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool = True) -> Iterator[bool]:
+    """Run the body with ``torch.use_deterministic_algorithms(enabled, warn_only=True)``, then restore.
+
+    With it on, torch picks deterministic kernels where it has a choice and warns (instead of silently
+    varying) when an operation has none. :func:`sepnet_core.training.fit` turns it on for CPU runs,
+    where the deterministic kernels cost nothing measurable; on CUDA it would also need
+    ``CUBLAS_WORKSPACE_CONFIG`` and slower convolution algorithms, so GPU runs are reproducible only
+    up to rounding. The previous global setting is restored on exit (notebooks keep theirs).
+
+    Yields:
+        Whether deterministic algorithms are on inside the body.
+    """
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled())
+    if enabled:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])

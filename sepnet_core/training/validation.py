@@ -63,8 +63,12 @@ def validate(
     rows = []
     try:
         for case in cases:
+            # float32 probabilities, as `sepnet predict` (inference.ensemble) uses: float16 rounding
+            # turns near-ties into different argmax labels, and the logged Dice must be what a user
+            # reproduces with predict + evaluate (tests/test_validation_vs_evaluate.py).
             probs = predict_volume(model, case.image, patch_size, mode=mode, batch_size=batch_size,
-                                   device=device, amp=amp and torch.device(device).type == "cuda")
+                                   device=device, amp=amp and torch.device(device).type == "cuda",
+                                   out_dtype=np.float32)
             pred = probs.argmax(axis=0).astype(np.uint8)
             for organ in ORGANS:
                 rows.append((case.case_id, organ.label, organ.key,
