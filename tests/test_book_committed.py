@@ -33,7 +33,7 @@ def test_committed_book_builds_and_every_page_renders(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     html = root / "_build" / "html"
     sources = [p for p in (root / "book").rglob("*") if p.suffix in (".ipynb", ".md")]
-    sources += [root / "docs" / "phantom.md"]
+    sources += [root / "docs" / "phantom.md", root / "docs" / "clinical.md"]
     built = [html / p.relative_to(root).with_suffix(".html") for p in sources]
     missing = [str(p) for p in built if not p.is_file()]
     assert missing == []

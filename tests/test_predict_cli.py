@@ -1,13 +1,16 @@
-"""``sepnet predict``: outputs on the input's grid, summary, refusal, all-or-nothing, strict parsing."""
+"""``sepnet predict``: outputs on the input's grid (NIfTI and DICOM input), report, RT Structure Set,
+statistics, refusal, all-or-nothing, one-line errors for bad inputs, strict parsing."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
@@ -67,11 +70,14 @@ def one_line_error(capsys) -> str:
     return err
 
 
-def test_ensemble_outputs_lie_on_the_input_grid_and_summary_describes_them(files, tmp_path, capsys):
+def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files, tmp_path, capsys):
     out_a, out_b, out_c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for ct, out in ((files["a"], out_a), (files["b"], out_b), (files["c"], out_c)):
-        assert cli.main(["predict", str(ct), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu"]) == 0
-        assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "summary.json",
+        extra = ["--statistics"] if out is out_a else []
+        assert cli.main(["predict", str(ct), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu",
+                         *extra]) == 0
+        assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "report.json",
+                                                         *(["statistics.json"] if extra else []),
                                                          "uncertainty.nii.gz"]
         for name in ("labels.nii.gz", "uncertainty.nii.gz"):
             assert geometry_of(out / name) == geometry_of(ct)
@@ -87,26 +93,31 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_summary_describes_them(files
     outside[2:18, 4:20] = False
     assert not labels_a[:, outside].any() and labels_a[:, ~outside].any()
 
-    summary = json.loads((out_a / "summary.json").read_text())
-    assert summary["outputs"]["uncertainty_kind"] == "vote_entropy"
-    assert summary["inference"] == {"mode": "gaussian", "overlap": 0.5, "batch_size": 1, "device": "cpu",
-                                    "fusion": "argmax of the mean probability"}
-    for entry, ckpt in zip(summary["checkpoints"], files["ckpts"], strict=True):
+    report = json.loads((out_a / "report.json").read_text())
+    assert report["outputs"]["uncertainty_kind"] == "vote_entropy"
+    assert report["inference"] == {"mode": "gaussian", "overlap": 0.5, "batch_size": 1, "device": "cpu",
+                                   "fusion": "argmax of the mean probability"}
+    for entry, ckpt, seed in zip(report["checkpoints"], files["ckpts"], (0, 0), strict=True):
         assert entry["sha256"] == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
         assert entry["patch_size"] == [8, 32, 32]
-    assert [c["crop_yx"] for c in summary["checkpoints"]] == [None, [16, 16]]
-    voxel_ml = np.prod(SPACING_XYZ) / 1000
+        assert entry["seed"] == seed and len(entry["config_hash"]) == 12
+    assert report["checkpoints"][0]["config_hash"] != report["checkpoints"][1]["config_hash"]  # crops differ
+    assert [c["crop_yx"] for c in report["checkpoints"]] == [None, [16, 16]]
+    assert report["input"]["path"] == str(files["a"].resolve()) and report["input"]["kind"] == "nifti"
+    assert report["versions"]["torch"] == torch.__version__ and report["versions"]["sepnet_core"]
+    assert report["device"].startswith("cpu")
+    assert report["run_time_s"]["total"] > 0
+    statistics = json.loads((out_a / "statistics.json").read_text())
+    voxel_cm3 = np.prod(SPACING_XYZ) / 1000
     for organ in ORGANS:
-        entry = summary["organs"][organ.key]
+        entry = statistics["organs"][organ.key]
         mask = labels_a == organ.label
         assert entry["voxels"] == int(mask.sum())
-        assert entry["volume_ml"] == pytest.approx(mask.sum() * voxel_ml)
+        assert entry["volume_cm3"] == pytest.approx(mask.sum() * voxel_cm3)
         if mask.any():
             assert entry["mean_uncertainty"] == pytest.approx(float(unc_a[mask].mean()), rel=1e-5)
         else:
             assert entry["mean_uncertainty"] is None
-    assert summary["input"]["path"] == str(files["a"].resolve())
-    assert summary["run_time_s"]["total"] > 0
     assert "wrote" in capsys.readouterr().out
 
 
@@ -114,9 +125,9 @@ def test_single_checkpoint_writes_predictive_entropy(files, tmp_path):
     out = tmp_path / "single"
     args = ["predict", str(files["a"]), "-m", files["ckpts"][0], "-o", str(out), "--mode", "reference"]
     assert cli.main([*args, "--batch-size", "3"]) == 0
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["outputs"]["uncertainty_kind"] == "predictive_entropy"
-    assert summary["inference"]["mode"] == "reference" and summary["inference"]["overlap"] is None
+    report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["uncertainty_kind"] == "predictive_entropy"
+    assert report["inference"]["mode"] == "reference" and report["inference"]["overlap"] is None
     unc = read_array(out / "uncertainty.nii.gz")
     assert unc.min() >= 0 and unc.max() <= np.log(23) + 1e-5 and len(np.unique(unc)) > 10
 
@@ -124,16 +135,18 @@ def test_single_checkpoint_writes_predictive_entropy(files, tmp_path):
 def test_existing_outputs_are_refused_without_force(files, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["predict", str(files["a"]), "-m", files["ckpts"][0], "-o", str(out)]
-    assert cli.main(args) == 0
-    (out / "summary.json").write_text("{}")
+    assert cli.main([*args, "--preview"]) == 0
+    assert (out / "preview.png").is_file()
+    (out / "report.json").write_text("{}")
     (out / "notes.txt").write_text("mine")
     capsys.readouterr()
     assert cli.main(args) == 2
     assert "--force" in one_line_error(capsys)
-    assert (out / "summary.json").read_text() == "{}"
+    assert (out / "report.json").read_text() == "{}"
     assert cli.main([*args, "--force"]) == 0
-    assert json.loads((out / "summary.json").read_text())["sepnet_version"]
+    assert json.loads((out / "report.json").read_text())["sepnet_version"]
     assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "preview.png").exists()  # from the earlier run: it would describe other labels
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left
 
 
@@ -203,5 +216,151 @@ def test_help_states_defaults_and_units(capsys):
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for fragment in ("default: auto", "default: gaussian", "default: 0.5", "default: 1", "nats", "ml", "HU",
-                     "--force"):
+                     "--force", "cm3", "DICOM", "zip", "--series", "--rtstruct", "--statistics", "--preview",
+                     "--uncertainty-roi", "--uncertainty-reference", "default: off"):
         assert fragment in text
+
+
+# ------------------------------------------------------------------------------------------- DICOM input
+@pytest.fixture(scope="module")
+def dicom(tmp_path_factory):
+    """8 phantom slices (64 x 64) as an oblique DICOM series (200 degrees about z, so x and y also flip;
+    spacing 1.1 x 0.9 x 2.5 mm), the same series zipped, and an uncertainty reference that flags
+    everything (threshold 0 for every organ, 2-member vote entropy)."""
+    from dicom_helpers import phantom_ct, write_ct_series
+
+    root = tmp_path_factory.mktemp("dicom")
+    hu, _ = phantom_ct(slices=slice(44, 52))
+    files = write_ct_series(root / "ct", hu)
+    archive = root / "ct.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in files:
+            z.write(f, f"series/{f.name}")
+    reference = {"format": "sepnet-uncertainty-reference", "version": 1, "quantile": 0.9, "min_cases": 5,
+                 "uncertainty_kind": "vote_entropy", "num_members": 2, "source": "test",
+                 "organs": {o.key: {"threshold": 0.0, "n_cases": 5} for o in ORGANS}}
+    (root / "reference.json").write_text(json.dumps(reference))
+    return {"root": root, "folder": root / "ct", "zip": archive, "files": files, "hu": hu,
+            "reference": root / "reference.json"}
+
+
+def test_dicom_series_gives_outputs_on_its_grid_and_an_rtstruct_matching_the_labels(files, dicom, tmp_path):
+    from dicom_helpers import dciodvfy, rasterise_rtstruct, slice_index
+
+    out = tmp_path / "out"
+    args = ["predict", str(dicom["folder"]), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu",
+            "--rtstruct", "--uncertainty-roi", "0.5", "--statistics", "--preview",
+            "--uncertainty-reference", str(dicom["reference"])]
+    assert cli.main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["labels.nii.gz", "uncertainty.nii.gz",
+                                                            "report.json", "rtstruct.dcm", "statistics.json",
+                                                            "preview.png"])
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(dicom["folder"])))
+    series = reader.Execute()
+    labels_image = sitk.ReadImage(str(out / "labels.nii.gz"))
+    for name in ("labels.nii.gz", "uncertainty.nii.gz"):
+        size, spacing, origin, direction = geometry_of(out / name)
+        assert size == series.GetSize()
+        np.testing.assert_allclose(spacing, series.GetSpacing(), atol=1e-5)
+        np.testing.assert_allclose(origin, series.GetOrigin(), atol=1e-5)
+        np.testing.assert_allclose(direction, series.GetDirection(), atol=1e-6)
+    labels = sitk.GetArrayFromImage(labels_image)
+    uncertainty = read_array(out / "uncertainty.nii.gz")
+    present = [int(v) for v in np.unique(labels) if v > 0]
+    assert present  # an untrained ensemble still labels some voxels
+
+    # Each ROI, filled on the DICOM slices it references, gives back exactly the labels of the NIfTI slice
+    # at the same position (pixel-edge outlines: no boundary tolerance is needed; see test_rtstruct.py).
+    rtstruct = pydicom.dcmread(out / "rtstruct.dcm")
+    filled = rasterise_rtstruct(rtstruct, dicom["folder"])
+    assert sorted(filled) == [*present, 100]  # organs found + the uncertainty ROI
+    for f in dicom["files"]:
+        ds = pydicom.dcmread(f, stop_before_pixels=True)
+        k = slice_index(labels_image, ds.ImagePositionPatient)
+        empty = np.zeros(labels.shape[1:], bool)
+        for label in present:
+            assert np.array_equal(filled[label].get(ds.SOPInstanceUID, empty), labels[k] == label), (label, k)
+        assert np.array_equal(filled[100].get(ds.SOPInstanceUID, empty), uncertainty[k] > 0.5), k
+    errors, _ = dciodvfy(out / "rtstruct.dcm")
+    assert errors == [], errors
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["input"]["kind"] == "dicom-folder"
+    assert report["input"]["dicom"]["series_instance_uid"] == rtstruct.ReferencedFrameOfReferenceSequence[0] \
+        .RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID
+    assert report["outputs"]["rtstruct"]["file"] == "rtstruct.dcm" and report["versions"]["pydicom"]
+    statistics = json.loads((out / "statistics.json").read_text())
+    assert statistics["flag"]["note"] is None  # the reference matches: vote entropy of 2 members
+    assert {k for k, e in statistics["organs"].items() if e["high_uncertainty"]} == \
+        {k for k, e in statistics["organs"].items() if e["voxels"] and e["mean_uncertainty"] > 0}
+    assert report["outputs"]["statistics"]["high_uncertainty"] == \
+        [o.key for o in ORGANS if statistics["organs"][o.key]["high_uncertainty"]]
+
+    # The zip of the same series gives the same labels.
+    assert cli.main(["predict", str(dicom["zip"]), "-m", *files["ckpts"], "-o", str(tmp_path / "z")]) == 0
+    np.testing.assert_array_equal(read_array(tmp_path / "z" / "labels.nii.gz"), labels)
+    assert json.loads((tmp_path / "z" / "report.json").read_text())["input"]["kind"] == "dicom-zip"
+
+
+def bad_input(name: str, files: dict, dicom: dict, tmp_path: Path) -> tuple[Path, list[str], list[str]]:
+    """(input, extra arguments, fragments the error must hold) for one kind of bad input."""
+    from dicom_helpers import edit_series, shift_slice, write_ct_series
+
+    folder = tmp_path / name
+    if name == "nifti_with_rtstruct":
+        return files["a"], ["--rtstruct"], ["--rtstruct needs DICOM input", "NIfTI"]
+    if name == "nifti_with_series":
+        return files["a"], ["--series", "1.2.3"], ["--series applies to DICOM input"]
+    if name == "zip_traversal":
+        archive = tmp_path / "evil.zip"
+        with zipfile.ZipFile(archive, "w") as z:
+            z.write(dicom["files"][0], "ok.dcm")
+            z.writestr("../../evil.dcm", b"x")
+        return archive, [], ["'../../evil.dcm'", "outside"]
+    if name == "empty_folder":
+        folder.mkdir()
+        return folder, [], ["no DICOM files found"]
+    written = write_ct_series(folder, dicom["hu"])
+    if name == "two_series":
+        write_ct_series(folder / "other", dicom["hu"])
+        return folder, [], ["2 DICOM series", "--series UID"]
+    if name == "unknown_series":
+        return folder, ["--series", "1.2.3.999"], ["no series with UID 1.2.3.999"]
+    if name == "not_ct":
+        edit_series(written, Modality="MR")
+        return folder, [], ["modality MR"]
+    if name == "missing_slice":
+        written[4].unlink()
+        return folder, [], ["misses 1 slice"]
+    if name == "uneven_spacing":
+        shift_slice(written[-1], 1.0)
+        return folder, [], ["inconsistent slice spacing"]
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("name", ["two_series", "unknown_series", "not_ct", "missing_slice", "uneven_spacing",
+                                  "empty_folder", "zip_traversal", "nifti_with_rtstruct",
+                                  "nifti_with_series"])
+def test_bad_inputs_exit_2_with_one_line_and_leave_no_output(files, dicom, tmp_path, capsys, name):
+    source, extra, fragments = bad_input(name, files, dicom, tmp_path)
+    out = tmp_path / "results" / "out"
+    assert cli.main(["predict", str(source), "-m", files["ckpts"][0], "-o", str(out), *extra]) == 2
+    error = one_line_error(capsys)
+    assert str(source) in error
+    for fragment in fragments:
+        assert fragment in error, (fragment, error)
+    assert not out.exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--uncertainty-roi", "0.5"], ["--rtstruct", "--uncertainty-roi", "-1"],
+     ["--rtstruct", "--uncertainty-roi", "nan"], ["--uncertainty-reference", "ref.json"], ["--rtstruc"]],
+)
+def test_clinical_options_are_parsed_strictly(files, dicom, tmp_path, extra):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", str(dicom["folder"]), "-m", files["ckpts"][0], "-o", str(tmp_path / "o"),
+                  *extra])
+    assert exc.value.code == 2
+    assert not (tmp_path / "o").exists()
