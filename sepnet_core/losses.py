@@ -38,6 +38,14 @@ Losses (paper.md, "Losses"):
   foreground voxel with small p (0.54 at p = 0.2, alpha = 1): ATH lowers Dice (raises the loss) for
   missed foreground, yet gives such a voxel a smaller gradient share. Tests check the false-positive side.
 
+Background (ours, an option): with ``background=True`` (``TrainConfig.loss_background``) the exp-log
+and ATH losses also count class 0, in ``L_dice`` (23 classes) and in ``L_cross`` (background voxels
+weighted by the same ``(N / N_c)^0.5`` rule). The paper's formulas, the default, never name the
+background: it is learnt only through the Dice denominators (a false positive raises ``sum p``), so a
+briefly trained network can give background voxels a tiny background probability and label them as
+organs. Counting background is the usual remedy (e.g. Dice + cross-entropy in nnU-Net); whether it
+helps on the phantom is measured in the book's loss ablation, not assumed.
+
 Where this differs from the reference code (HiLab-git/SepNet, ``models/loss_function.py``; its
 ``train.py`` trains with ``AttentionExpDiceLoss(n_class=23, alpha=0.5)``):
 
@@ -179,39 +187,57 @@ class ExpLogLoss(nn.Module):
 
     Args:
         gamma: Exponent of both terms (> 0); 1 in the reference code, 0.3 in Wong et al.
+        background: False (the paper's and the reference code's formulas): foreground classes only in
+            ``L_dice``, foreground voxels only in ``L_cross``. True (ours, see the module docstring):
+            the background class joins ``L_dice`` and background voxels join ``L_cross`` with the same
+            count-based weight rule, so the network is also told where no organ is.
 
-    See the module docstring for the exact formulas (foreground classes only, per-sample Dice,
-    class weights ``w_c = (N / N_c)^0.5`` with counts + 1).
+    See the module docstring for the exact formulas (per-sample Dice, class weights
+    ``w_c = (N / N_c)^0.5`` with counts + 1).
 
     Raises:
-        TypeError, ValueError: ``gamma`` not a finite number > 0.
+        TypeError, ValueError: ``gamma`` not a finite number > 0, ``background`` not a bool.
     """
 
-    def __init__(self, gamma: float = 1.0) -> None:
+    def __init__(self, gamma: float = 1.0, background: bool = False) -> None:
         super().__init__()
         self.gamma = _positive("gamma", gamma)
+        if not isinstance(background, bool):
+            raise TypeError(f"background must be True or False, got {background!r}")
+        self.background = background
+
+    @property
+    def first_class(self) -> int:
+        """First channel counted by both terms: 0 with ``background``, else 1."""
+        return 0 if self.background else 1
 
     def extra_repr(self) -> str:
-        return f"gamma={self.gamma:g}"
+        return f"gamma={self.gamma:g}, background={self.background}"
 
-    def dice_term(self, probs_fg: torch.Tensor, onehot_fg: torch.Tensor) -> torch.Tensor:
-        """``mean_{b, c} (-ln Dice_bc)^gamma`` over the given (foreground) channels."""
-        return _power(-torch.log(soft_dice(probs_fg, onehot_fg)), self.gamma).mean()
+    def dice_term(self, probs: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """``mean_{b, c} (-ln Dice_bc)^gamma`` over the given channels (B, C', D, H, W)."""
+        return _power(-torch.log(soft_dice(probs, onehot)), self.gamma).mean()
 
     def cross_term(self, log_p: torch.Tensor, target: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-        """Class-weighted ``(-ln p)^gamma`` over foreground voxels, divided by the smoothed count ``N``."""
+        """Class-weighted ``(-ln p)^gamma`` over the counted voxels, divided by the smoothed count ``N``.
+
+        Counted classes are ``first_class..C-1``; voxels of an uncounted class (background, unless
+        ``background``) have weight 0.
+        """
+        first = self.first_class
         with torch.no_grad():
-            counts = onehot[:, 1:].sum(dim=(2, 3, 4)) + 1.0  # (B, C-1): n_bc + 1
+            counts = onehot[:, first:].sum(dim=(2, 3, 4)) + 1.0  # (B, C'): n_bc + 1
             total = counts.sum()
-            weights = torch.sqrt(total / counts.sum(dim=0))  # (C-1,)
-            voxel_weight = torch.cat([weights.new_zeros(1), weights])[target]  # background weight 0
+            weights = torch.sqrt(total / counts.sum(dim=0))  # (C',)
+            voxel_weight = torch.cat([weights.new_zeros(first), weights])[target]
         nll = -log_p.gather(1, target.unsqueeze(1)).squeeze(1)  # (B, D, H, W), -ln p of the true class
         return (voxel_weight * _power(nll, self.gamma)).sum() / total
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss for logits (B, C, D, H, W) float and target (B, D, H, W) int64; scalar tensor."""
         p, log_p, g = _prepare(logits, target)
-        return self.dice_term(p[:, 1:], g[:, 1:]) + self.cross_term(log_p, target, g)
+        first = self.first_class
+        return self.dice_term(p[:, first:], g[:, first:]) + self.cross_term(log_p, target, g)
 
 
 class ATHLoss(ExpLogLoss):
@@ -229,25 +255,26 @@ class ATHLoss(ExpLogLoss):
         TypeError, ValueError: ``alpha`` or ``gamma`` not a finite number > 0.
     """
 
-    def __init__(self, alpha: float = 1.0, gamma: float = 1.0) -> None:
-        super().__init__(gamma=gamma)
+    def __init__(self, alpha: float = 1.0, gamma: float = 1.0, background: bool = False) -> None:
+        super().__init__(gamma=gamma, background=background)
         self.alpha = _positive("alpha", alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha:g}, gamma={self.gamma:g}"
+        return f"alpha={self.alpha:g}, gamma={self.gamma:g}, background={self.background}"
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss for logits (B, C, D, H, W) float and target (B, D, H, W) int64; scalar tensor."""
         p, log_p, g = _prepare(logits, target)
-        p_fg, g_fg = p[:, 1:], g[:, 1:]
-        attended = p_fg * torch.exp((p_fg - g_fg) / self.alpha)
-        return self.dice_term(attended, g_fg) + self.cross_term(log_p, target, g)
+        first = self.first_class
+        p_c, g_c = p[:, first:], g[:, first:]
+        attended = p_c * torch.exp((p_c - g_c) / self.alpha)
+        return self.dice_term(attended, g_c) + self.cross_term(log_p, target, g)
 
 
 _LOSSES: dict[str, tuple[type[nn.Module], tuple[str, ...]]] = {
     "dice": (DiceLoss, ()),
-    "explog": (ExpLogLoss, ("gamma",)),
-    "ath": (ATHLoss, ("alpha", "gamma")),
+    "explog": (ExpLogLoss, ("gamma", "background")),
+    "ath": (ATHLoss, ("alpha", "gamma", "background")),
 }
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 
@@ -257,8 +284,8 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
 
     Args:
         name: One of :data:`LOSS_NAMES` (``"dice"``, ``"explog"``, ``"ath"``).
-        **kwargs: That loss's options: none for ``"dice"``, ``gamma`` for ``"explog"``, ``alpha`` and
-            ``gamma`` for ``"ath"``.
+        **kwargs: That loss's options: none for ``"dice"``, ``gamma`` and ``background`` for
+            ``"explog"``, ``alpha``, ``gamma`` and ``background`` for ``"ath"``.
 
     Raises:
         ValueError: Unknown name (the message lists the valid ones) or invalid option values.

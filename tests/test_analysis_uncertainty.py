@@ -211,3 +211,23 @@ def test_uncertainty_figures_write_png(tmp_path):
     assert save_figure(fig, tmp_path / "panel.png").stat().st_size > 0
     with pytest.raises(ValueError, match="outside"):
         uncertainty_panel(image, big_pred, big_ref, big_unc, z=9)
+
+
+def test_reference_flag_table_hand_counted():
+    from sepnet_core.analysis import reference_flag_table
+
+    # brain_stem threshold 0.5; eye_l threshold 0.2; lens_l has no threshold (not counted).
+    reference = {"organs": {"brain_stem": {"threshold": 0.5}, "eye_l": {"threshold": 0.2},
+                            "lens_l": {"threshold": None}}}
+    frame = pd.DataFrame({
+        "case": ["a", "b", "a", "b", "a"],
+        "organ": ["brain_stem", "brain_stem", "eye_l", "eye_l", "lens_l"],
+        "uncertainty": [0.6, 0.1, 0.3, 0.1, 0.9],
+        "dice": [0.4, 0.9, 0.8, 0.5, 0.1],
+    })
+    # flagged: a/brain_stem (poor), a/eye_l (good); unflagged: b/brain_stem (good), b/eye_l (poor)
+    row = reference_flag_table(frame, reference, dice_below=0.7).iloc[0]
+    assert (row["n"], row["n_flagged"], row["n_poor"], row["poor_flagged"]) == (4, 2, 2, 1)
+    assert row["sensitivity"] == pytest.approx(0.5) and row["specificity"] == pytest.approx(0.5)
+    assert row["precision"] == pytest.approx(0.5)
+    assert row["dice_flagged"] == pytest.approx(0.6) and row["dice_unflagged"] == pytest.approx(0.7)

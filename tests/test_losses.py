@@ -262,3 +262,34 @@ def test_build_loss_rejects_options_without_effect(name, kwargs, word):
     with pytest.raises(TypeError) as info:
         build_loss(name, **kwargs)
     assert word in str(info.value) and name in str(info.value)
+
+
+# ------------------------------------------------------------------------ background option (ours)
+def test_background_option_hand_computed():
+    # Case A with background=True: Dice over classes 0 and 1 (both 5/6), mean -> -ln(5/6);
+    # counts + 1: n_0 = 2, n_1 = 2, N = 4, w_0 = w_1 = sqrt(4 / 2); L_cross = sqrt(2) (-ln 0.75) * 2 / 4.
+    value = ExpLogLoss(background=True)(two_class_logits([0.25, 0.75]), labels([0, 1]))
+    expected = math.log(6 / 5) + math.sqrt(2) * 2 * math.log(4 / 3) / 4
+    assert value.item() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("make", [lambda b: ExpLogLoss(background=b),
+                                  lambda b: ATHLoss(alpha=1.0, background=b)])
+def test_background_option_supervises_background_voxels(make):
+    # One organ voxel predicted right; two background voxels predicted as organ with growing confidence.
+    # Foreground-only (the paper): the background voxels enter only through the Dice denominator.
+    # With background: their -ln p_background enters the cross term too, so the loss grows faster.
+    target = labels([1, 0, 0])
+    mild, bad = two_class_logits([0.9, 0.6, 0.6]), two_class_logits([0.9, 0.99, 0.99])
+    rise_fg = (make(False)(bad, target) - make(False)(mild, target)).item()
+    rise_bg = (make(True)(bad, target) - make(True)(mild, target)).item()
+    assert rise_fg > 0
+    assert rise_bg > rise_fg + 1.0
+
+
+def test_background_option_validation_and_build():
+    with pytest.raises(TypeError, match="background"):
+        ExpLogLoss(background=1)
+    assert build_loss("ath", alpha=0.5, background=True).background is True
+    with pytest.raises(TypeError, match="does not take"):
+        build_loss("dice", background=True)

@@ -337,7 +337,7 @@ def test_profile_tables_are_consistent(profile):
     assert len(names) == len(set(names)) and len({s.output for s in stages}) == len(stages)
     assert names[0] == "data" and names[-1] == "reproducibility"
     train = [s for s in stages if s.name.startswith("train_")]
-    assert len(train) == len(TRAIN_RUNS) * len(seeds) + len(baseline) - len(seeds) == 12 * len(seeds) + \
+    assert len(train) == len(TRAIN_RUNS) * len(seeds) + len(baseline) - len(seeds) == 13 * len(seeds) + \
         len(baseline) - len(seeds)
     assert all(s.depends_on == ("data",) and s.parameters["preset"] == profile for s in train)
     assert set(baseline) <= {s.name for s in train}
@@ -386,3 +386,9 @@ def test_cli_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--profile", "huge"])
     assert exc.value.code == 2
+
+
+def test_run_overrides_reach_the_training_stage():
+    stages = {s.name: s for s in stages_for_profile("cpu")}
+    assert stages["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == ["loss_background=true"]
+    assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []

@@ -330,3 +330,14 @@ def test_cli_errors_are_one_line(args, match, tmp_path, data_root, capsys):
     assert cli.main(["train", *args, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1
+
+
+def test_loss_background_reaches_the_loss_and_is_validated():
+    from sepnet_core.training.loop import loss_options
+
+    assert loss_options(preset("smoke")) == {"alpha": 1.0, "background": False}
+    config = apply_overrides(preset("smoke"), ["loss=explog", "loss_background=true"])
+    assert loss_options(config) == {"background": True}
+    assert TrainConfig.from_dict(config.to_dict()).loss_background is True
+    with pytest.raises(ValueError, match="loss_background"):
+        apply_overrides(preset("smoke"), ["loss=dice", "loss_background=true"])

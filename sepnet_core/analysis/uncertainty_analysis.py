@@ -55,6 +55,7 @@ __all__ = [
     "organ_uncertainty_vs_dice",
     "spearman_uncertainty_dice",
     "flag_auroc",
+    "reference_flag_table",
 ]
 
 REGIONS: dict[str, str] = {
@@ -368,3 +369,43 @@ def flag_auroc(frame: pd.DataFrame, dice_below: float = 0.7) -> float:
     """
     poor = frame["dice"].to_numpy(dtype=float) < dice_below
     return error_detection_auroc(frame["uncertainty"].to_numpy(dtype=float), poor)
+
+
+def reference_flag_table(frame: pd.DataFrame, reference: Mapping[str, Any], dice_below: float = 0.7
+                         ) -> pd.DataFrame:
+    """How well the ``sepnet predict --statistics`` flag (organ uncertainty above its reference threshold)
+    finds poor organs on held-out cases.
+
+    Args:
+        frame: Table of :func:`organ_uncertainty_vs_dice` (held-out cases: not those the reference
+            thresholds were computed on).
+        reference: :func:`sepnet_core.clinical.statistics.uncertainty_reference` result; organs without
+            a threshold are not counted.
+        dice_below: Dice under which an organ counts as poor.
+
+    Returns:
+        One-row DataFrame: ``n`` (case-organ rows with a threshold), ``n_flagged``, ``n_poor``,
+        ``poor_flagged`` (true positives), ``sensitivity`` (flagged share of the poor), ``specificity``
+        (unflagged share of the good), ``precision`` (poor share of the flagged),
+        ``dice_flagged`` and ``dice_unflagged`` (mean Dice of each group); NaN where undefined.
+    """
+    thresholds = {k: v.get("threshold") for k, v in reference.get("organs", {}).items()}
+    rows = frame[[thresholds.get(k) is not None for k in frame["organ"]]]
+    limit = np.array([thresholds[k] for k in rows["organ"]], dtype=float)
+    flagged = rows["uncertainty"].to_numpy(dtype=float) > limit
+    dice_values = rows["dice"].to_numpy(dtype=float)
+    poor = dice_values < dice_below
+
+    def share(part: np.ndarray, whole: np.ndarray) -> float:
+        return float(part.sum() / whole.sum()) if whole.sum() else math.nan
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if values.size else math.nan
+
+    return pd.DataFrame([{
+        "n": int(len(rows)), "n_flagged": int(flagged.sum()), "n_poor": int(poor.sum()),
+        "poor_flagged": int((flagged & poor).sum()),
+        "sensitivity": share(flagged & poor, poor), "specificity": share(~flagged & ~poor, ~poor),
+        "precision": share(flagged & poor, flagged),
+        "dice_flagged": mean(dice_values[flagged]), "dice_unflagged": mean(dice_values[~flagged]),
+    }])

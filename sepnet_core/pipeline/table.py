@@ -143,6 +143,7 @@ class TrainRun:
         intensity: :data:`sepnet_core.intensity.PRESETS` name ("slf1", "soft_tissue", ...).
         loss: :func:`sepnet_core.losses.build_loss` name ("dice" | "explog" | "ath").
         alpha: ATH temperature; ``None`` for the other losses.
+        overrides: Extra ``key=value`` training-config overrides of this run (after the profile's).
     """
 
     run: str
@@ -150,11 +151,13 @@ class TrainRun:
     intensity: str
     loss: str
     alpha: float | None = None
+    overrides: tuple[str, ...] = ()
 
 
-def _run(model: str, intensity: str, loss: str, alpha: float | None = None) -> TrainRun:
+def _run(model: str, intensity: str, loss: str, alpha: float | None = None, suffix: str = "",
+         overrides: tuple[str, ...] = ()) -> TrainRun:
     tag = loss if alpha is None else f"{loss}{format(alpha, 'g').replace('.', '')}"  # 0.5 -> ath05
-    return TrainRun(f"{model}_{intensity}_{tag}", model, intensity, loss, alpha)
+    return TrainRun(f"{model}_{intensity}_{tag}{suffix}", model, intensity, loss, alpha, overrides)
 
 
 TRAIN_RUNS: tuple[TrainRun, ...] = (
@@ -167,6 +170,8 @@ TRAIN_RUNS: tuple[TrainRun, ...] = (
     # Loss ablation: the baselines of ATH, same network and SLF-1.
     _run("sepnet", "slf1", "dice"),
     _run("sepnet", "slf1", "explog"),
+    # Ours: ATH with the background class counted too (TrainConfig.loss_background; see losses.py).
+    _run("sepnet", "slf1", "ath", 1.0, suffix="_bg", overrides=("loss_background=true",)),
 )
 """Every training configuration of the book."""
 
@@ -195,6 +200,7 @@ ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "exp-log": ("sepnet_slf1_explog",),
         "ATH alpha=1": ("sepnet_slf1_ath1",),
         "ATH alpha=0.5": ("sepnet_slf1_ath05",),
+        "ATH alpha=1 + background (ours)": ("sepnet_slf1_ath1_bg",),
     },
 }
 """Each ablation stage compares labelled groups of runs (every seed trained of each run: the profile seeds,
@@ -297,7 +303,7 @@ def stages_for_profile(
                     "alpha": run.alpha,
                     "seed": seed,
                     "preset": prof.train_preset,
-                    "overrides": list(prof.train_overrides),
+                    "overrides": [*prof.train_overrides, *run.overrides],
                     "data_dir": data_dir,
                     "run_dir": run_dir,
                     "nproc": nproc,

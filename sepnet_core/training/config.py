@@ -162,6 +162,9 @@ class TrainConfig:
         intensity: Intensity preset name (``sepnet_core.intensity.PRESETS``), paper: "slf1".
         loss: Loss name (``sepnet_core.losses.LOSS_NAMES``), paper: "ath".
         alpha: ATH temperature (used by "ath" only); the ensemble uses 1.0 and 0.5.
+        loss_background: "explog" and "ath" only: also count the background class in the Dice term
+            and background voxels in the cross term (ours; the paper and the reference code count
+            foreground only, which is the default False). See ``sepnet_core.losses``.
         data: :class:`DataConfig`.
         optim: :class:`OptimConfig`.
         patch_size: Training patch (d, h, w) = (z, y, x) in voxels, each divisible by 8.
@@ -185,6 +188,7 @@ class TrainConfig:
     intensity: str = "slf1"
     loss: str = "ath"
     alpha: float = 1.0
+    loss_background: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     patch_size: tuple[int, int, int] = (16, 120, 120)
@@ -206,6 +210,11 @@ class TrainConfig:
         _choice("intensity", self.intensity, INTENSITY_PRESETS)
         _choice("loss", self.loss, LOSS_NAMES)
         _positive_float("alpha", self.alpha)
+        if not isinstance(self.loss_background, bool):
+            raise ValueError(f"loss_background must be true or false, got {self.loss_background!r}")
+        if self.loss_background and self.loss == "dice":
+            raise ValueError("loss_background applies to the 'explog' and 'ath' losses; the 'dice' loss "
+                             "already counts every class")
         patch = _int_tuple("patch_size", self.patch_size, 3)
         if any(p % 8 for p in patch):
             raise ValueError(f"patch_size={patch} must have every size divisible by 8 (three 2x poolings)")

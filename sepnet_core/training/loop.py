@@ -68,6 +68,16 @@ LOG_COLUMNS: tuple[str, ...] = (
 Callback = Callable[[dict[str, Any]], None]
 
 
+def loss_options(config: TrainConfig) -> dict[str, Any]:
+    """Keyword options of :func:`~sepnet_core.losses.build_loss` for ``config.loss``."""
+    options: dict[str, Any] = {}
+    if config.loss == "ath":
+        options["alpha"] = config.alpha
+    if config.loss in ("ath", "explog"):
+        options["background"] = config.loss_background
+    return options
+
+
 def fit(
     config: TrainConfig,
     out_dir: str | os.PathLike[str],
@@ -266,7 +276,7 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
                                  weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.optim.step_every_epochs, gamma=config.optim.gamma)
-    loss_fn = build_loss(config.loss, **({"alpha": config.alpha} if config.loss == "ath" else {}))
+    loss_fn = build_loss(config.loss, **loss_options(config))
 
     # ---- resume
     start_epoch, step, best = 0, 0, math.nan
