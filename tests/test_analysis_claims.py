@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -178,3 +179,27 @@ def test_member_rule(data, scores, verdict):
     if scores is not None:
         inputs["member_scores"] = pd.DataFrame({"mean_dice": scores})
     assert row(inputs, "member_valid_dice")["verdict"] == verdict
+
+
+def test_vote_entropy_levels_match_the_papers_list():
+    from sepnet_core.analysis.claims import vote_entropy_levels
+
+    levels = vote_entropy_levels(6)
+    assert levels.size == 11  # partitions of 6
+    for paper_value in (0.0, 0.4506, 0.6365, 0.6931, 0.8676, 1.0114, 1.0986):  # shared/paper.md
+        assert np.isclose(levels, paper_value, atol=5e-5).any()
+    assert levels[-1] == pytest.approx(math.log(6))
+    assert vote_entropy_levels(2).tolist() == pytest.approx([0.0, math.log(2)])
+
+
+def test_levels_claim_verdicts():
+    from sepnet_core.analysis.claims import vote_entropy_levels
+
+    good = evaluate_claims({"uncertainty_levels": {"levels": list(vote_entropy_levels(6)[:4]), "members": 6}})
+    row = good.set_index("id").loc["vote_entropy_levels"]
+    assert row["verdict"] == "reproduced" and "4 distinct levels" in row["ours"]
+    bad = evaluate_claims({"uncertainty_levels": {"levels": [0.0, 0.3], "members": 6}})
+    assert bad.set_index("id").loc["vote_entropy_levels", "verdict"] == "not reproduced"
+    missing = evaluate_claims({}).set_index("id")
+    assert missing.loc["vote_entropy_levels", "verdict"] == "not measured"
+    assert missing.loc["third_place", "verdict"] == "not measurable without StructSeg"

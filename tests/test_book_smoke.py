@@ -14,7 +14,8 @@ import pytest
 from browser import page_problems
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("notebooks", "book", "docs", "_config.yml", "_toc.yml", "figures/phantom", "results/benchmarks")
+COPIED = ("notebooks", "book", "docs", "_config.yml", "_toc.yml", "figures/phantom", "figures/clinical",
+          "results/benchmarks")
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ from sepnet_core.analysis.uncertainty_analysis import SpearmanResult
 __all__ = [
     "VERDICTS", "PAPER_NUMBERS", "PAPER_CLAIMS", "INPUT_KEYS", "PARAM_FRACTION_MAX", "FLOP_HALF_RANGE",
     "STRONG_RHO", "STRONG_AUROC", "P_LEVEL", "MEMBER_DICE_TOLERANCE",
-    "PaperNumber", "PaperClaim", "Claim", "assess_claims", "evaluate_claims",
+    "PaperNumber", "PaperClaim", "Claim", "assess_claims", "evaluate_claims", "vote_entropy_levels",
 ]
 
 VERDICTS: tuple[str, ...] = ("reproduced", "partly reproduced", "not reproduced",
@@ -83,6 +83,9 @@ PAPER_NUMBERS: dict[str, PaperNumber] = {
     "gflop_unet_b24": PaperNumber(704, "GFLOP", "shared/paper.md measurement, same setting"),
     "train_step_s_sepnet_b24": PaperNumber(5.0, "s", "shared/paper.md measurement: about 5 s, 2-core CPU"),
     "train_step_s_unet_b24": PaperNumber(3.3, "s", "shared/paper.md measurement: about 3.3 s, 2-core CPU"),
+    "challenge_rank": PaperNumber(3, "rank", "abstract: 3rd place in StructSeg 2019 task 1"),
+    "top_weighted_dice": PaperNumber(0.8109, "fraction", "public leaderboard summary (not the paper): "
+                                     "first place's weighted Dice"),
     "member_valid_dice_min": PaperNumber(0.794, "fraction", "reference code artefacts: local validation "
                                          "mean Dice of the six members"),
     "member_valid_dice_max": PaperNumber(0.799, "fraction", "reference code artefacts, same"),
@@ -126,6 +129,12 @@ PAPER_CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("sepnet_slower_naive", "Yet 3D-SepNet runs slower in a naive implementation",
                f"{_N['train_step_s_sepnet_b24'].value:g} s vs {_N['train_step_s_unet_b24'].value:g} s",
                "performance"),
+    PaperClaim("third_place", "3rd place in StructSeg 2019 task 1 (first place: weighted Dice "
+               f"{_N['top_weighted_dice'].value:.4f}, public leaderboard)", "3rd of the challenge",
+               "ensemble"),
+    PaperClaim("vote_entropy_levels", "With 6 members the vote entropy takes few values "
+               "(6-0: 0; 5-1: 0.4506; 4-2: 0.6365; 3-3: 0.6931; 4-1-1: 0.8676; 3-2-1: 1.0114; ...)",
+               "one level per vote split", "ensemble"),
     PaperClaim("member_valid_dice", "Each ensemble member reaches a local validation mean Dice of about 0.8",
                f"{_N['member_valid_dice_min'].value:.3f}-{_N['member_valid_dice_max'].value:.3f}",
                "ensemble"),
@@ -144,6 +153,7 @@ INPUT_KEYS: dict[str, str] = {
     "ensemble_vs_members": "list of Comparison, a = a member, b = the ensemble",
     "cost": "cost_table DataFrame (index or column 'model' with 'sepnet' and 'unet')",
     "member_scores": "per_run_scores DataFrame of the members (column 'mean_dice') or a list of floats",
+    "uncertainty_levels": "{'levels': observed vote-entropy values (nats), 'members': ensemble size}",
 }
 """Keys :func:`evaluate_claims` understands, with what each holds."""
 
@@ -396,6 +406,38 @@ def _members(inputs: Mapping[str, Any]) -> Result:
     return ours, spread, verdict, f"{inside.sum()} of {dice.size} within tolerance"
 
 
+def vote_entropy_levels(members: int) -> np.ndarray:
+    """Every value the vote entropy ``-sum_c f_c ln f_c`` can take with ``members`` votes (nats), sorted:
+    one per partition of ``members`` into vote counts (6 members: 11 levels, 0 to ln 6)."""
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ValueError(f"members={members!r} must be an integer >= 1")
+
+    def partitions(n: int, largest: int) -> list[list[int]]:
+        if n == 0:
+            return [[]]
+        return [[k, *rest] for k in range(min(n, largest), 0, -1) for rest in partitions(n - k, k)]
+
+    values = {round(-sum(k / members * math.log(k / members) for k in split), 9) + 0.0
+              for split in partitions(members, members)}
+    return np.array(sorted(values))
+
+
+def _levels(inputs: Mapping[str, Any]) -> Result:
+    value = inputs.get("uncertainty_levels")
+    if not value or not len(value.get("levels", ())):
+        return _MISSING
+    members = int(value["members"])
+    observed = np.unique(np.round(np.asarray(value["levels"], dtype=float), 4))
+    theory = vote_entropy_levels(members)
+    matched = np.array([np.isclose(theory, v, atol=1e-4).any() for v in observed])
+    ours = (f"{observed.size} distinct levels observed with {members} members "
+            f"({theory.size} possible): " + ", ".join(f"{v:.4f}" for v in observed))
+    if matched.all():
+        return ours, "exact", "reproduced", "every observed level is a vote-split entropy"
+    reason = f"{int((~matched).sum())} observed levels are not vote-split entropies"
+    return ours, "exact", "not reproduced", reason
+
+
 _RULES: dict[str, Callable[[Mapping[str, Any]], Result]] = {
     "test_weighted_dice": _test_score("weighted_dice", lambda v: f"{v * 100:.2f} %"),
     "test_weighted_hd95": _test_score("weighted_hd95", lambda v: f"{v:.3f} mm"),
@@ -408,6 +450,9 @@ _RULES: dict[str, Callable[[Mapping[str, Any]], Result]] = {
     "half_flops": _flops,
     "sepnet_slower_naive": _slower,
     "member_valid_dice": _members,
+    "third_place": lambda inputs: ("—", "—", "not measurable without StructSeg",
+                                   "a challenge rank needs the challenge's hidden test set and entries"),
+    "vote_entropy_levels": _levels,
 }
 
 
