@@ -337,8 +337,9 @@ def test_profile_tables_are_consistent(profile):
     assert len(names) == len(set(names)) and len({s.output for s in stages}) == len(stages)
     assert names[0] == "data" and names[-1] == "reproducibility"
     train = [s for s in stages if s.name.startswith("train_")]
-    assert len(train) == len(TRAIN_RUNS) * len(seeds) + len(baseline) - len(seeds) == 13 * len(seeds) + \
-        len(baseline) - len(seeds)
+    skipped = PROFILES[profile].skip_runs
+    assert len(TRAIN_RUNS) == 13
+    assert len(train) == (len(TRAIN_RUNS) - len(skipped)) * len(seeds) + len(baseline) - len(seeds)
     assert all(s.depends_on == ("data",) and s.parameters["preset"] == profile for s in train)
     assert set(baseline) <= {s.name for s in train}
     by_name = {s.name: s for s in stages}
@@ -348,7 +349,8 @@ def test_profile_tables_are_consistent(profile):
     assert by_name["ensemble"].depends_on == ("data", *members, *(b for b in baseline if b not in members))
     assert set(by_name["ablation_network"].depends_on) == {"data", *baseline,
                                                            f"train_unet_slf1_ath1_s{seeds[0]}"}
-    assert len(by_name["ablation_intensity"].depends_on) == 1 + 5 * len(seeds) + len(baseline)
+    intensity_runs = 5 - len(skipped)  # SLF-2, SLF-3 and the windows trained (SLF-1 is the baseline)
+    assert len(by_name["ablation_intensity"].depends_on) == 1 + intensity_runs * len(seeds) + len(baseline)
     # Ablations read the committed results of the training stages and of the baseline's seeds.
     network = by_name["ablation_network"]
     assert network.parameters["runs"]["3D U-Net"] == [f"results/{profile}/train_unet_slf1_ath1_s{seeds[0]}"]
@@ -392,3 +394,19 @@ def test_run_overrides_reach_the_training_stage():
     stages = {s.name: s for s in stages_for_profile("cpu")}
     assert stages["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == ["loss_background=true"]
     assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []
+
+
+def test_profile_can_skip_runs_but_not_members_or_the_baseline():
+    from dataclasses import replace as dc_replace
+
+    base = PROFILES["smoke"]
+    skipped = dc_replace(base, skip_runs=("sepnet_brain_ath1", "sepnet_bone_ath1"))
+    stages = {s.name: s for s in stages_for_profile(skipped)}
+    assert "train_sepnet_brain_ath1_s0" not in stages and "train_sepnet_bone_ath1_s0" not in stages
+    assert "train_sepnet_soft_tissue_ath1_s0" in stages
+    runs = stages["ablation_intensity"].parameters["runs"]
+    assert "window brain" not in runs and "window soft tissue" in runs
+    assert not any("brain" in d for d in stages["ablation_intensity"].depends_on)
+    for bad in ("sepnet_slf2_ath05", BASELINE_RUN, "no_such_run"):
+        with pytest.raises(ValueError, match="cannot skip"):
+            stages_for_profile(dc_replace(base, skip_runs=(bad,)))
