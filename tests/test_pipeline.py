@@ -187,7 +187,10 @@ def test_failed_stage_leaves_nothing_and_rerun_redoes_only_unfinished(repo):
 
 
 _INTERRUPTED_DRIVER = """
-import os, pathlib, sys
+import os, pathlib, signal, sys
+# A process started in the background by a non-interactive shell inherits SIGINT ignored (and Python then
+# installs no handler): give the driver the Ctrl-C handling of a terminal run.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[2])
 import test_pipeline as t
 from sepnet_core.pipeline.stage import Stage
