@@ -68,6 +68,17 @@ def print_table(rows: Sequence[dict[str, Any]], float_format: str = "{:.4g}") ->
         print("  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)))
 
 
+def report(rows: Sequence[dict[str, Any]], columns: Sequence[str], name: str, write: bool = True,
+           extra_info: dict[str, Any] | None = None) -> None:
+    """Print ``columns`` of ``rows`` as a table and, if ``write``, save every column plus the machine
+    description (:func:`machine_info` and ``extra_info``) to ``results/benchmarks/<name>.csv``."""
+    info = {**machine_info(), **(extra_info or {})}
+    print()
+    print_table([{k: r.get(k, "") for k in columns} for r in rows])
+    if write:
+        print(f"wrote {write_csv(name, [{**r, **info} for r in rows])}")
+
+
 def write_csv(name: str, rows: Sequence[dict[str, Any]] | pd.DataFrame) -> Path:
     """Write ``rows`` to ``results/benchmarks/<name>.csv`` atomically (temporary file, then rename).
 

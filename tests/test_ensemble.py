@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from sepnet_core.inference.ensemble import predict_case
+from sepnet_core.inference.ensemble import _argmax_classes, predict_case
 from sepnet_core.intensity import Window
 from sepnet_core.models import ModelConfig
 from sepnet_core.training.checkpoint import LoadedModel
@@ -131,3 +131,53 @@ def test_bad_ensembles_are_rejected(image):
         predict_case([other], image)
     with pytest.raises(ValueError, match="image_hu"):
         predict_case([member(0.5, window)], image[0])
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "reference"])
+def test_members_with_different_windows_are_fused_slice_for_slice(image, mode):
+    # Different slab depths give different streaming schedules; pointwise members make the result exact.
+    members = [member(0.3, Window(level=50, width=400), patch=(4, 8, 8)),
+               member(0.6, Window(level=100, width=300), patch=(8, 8, 8)),
+               member(0.5, Window(level=0, width=600), patch=(2, 8, 8))]
+    result = predict_case(members, image, mode=mode, keep_mean_prob=True, keep_member_labels=True)
+    expected = sum(p1(m, image) for m in members) / 3
+    np.testing.assert_allclose(result.mean_prob[1], expected, atol=2e-3)
+    sure = np.abs(expected - 0.5) > 0.01
+    np.testing.assert_array_equal(result.labels[sure], (expected > 0.5)[sure])
+    for index, m in enumerate(members):
+        clear = np.abs(p1(m, image) - 0.5) > 0.01
+        np.testing.assert_array_equal(result.member_labels[index][clear], (p1(m, image) > 0.5)[clear])
+
+
+class CountingWindow(Window):
+    """A Window that counts how often it transforms an image."""
+
+    calls = 0
+
+    def __call__(self, image):
+        CountingWindow.calls += 1
+        return super().__call__(image)
+
+
+def test_members_sharing_crop_and_intensity_share_one_transformed_image(image):
+    CountingWindow.calls = 0
+    shared = CountingWindow(level=50, width=400)
+    members = [member(0.3, shared), member(0.6, shared), member(0.5, shared, crop_yx=(8, 8))]
+    predict_case(members, image)
+    assert CountingWindow.calls == 2  # one per (crop, transform) pair
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([[0.2], [0.5], [0.3]], [1]),
+        ([[0.4], [0.4], [0.2]], [0]),  # tie: the first class, as argmax
+        ([[0.1, 0.6], [0.1, 0.3], [0.8, 0.1]], [2, 0]),
+        ([[0.0], [0.0], [0.0]], [0]),
+    ],
+)
+def test_argmax_over_classes_takes_the_first_maximum(values, expected):
+    probs = torch.tensor(values, dtype=torch.float32)
+    got = _argmax_classes(probs)
+    assert got.dtype == torch.uint8 and got.tolist() == expected
+    assert got.tolist() == probs.argmax(dim=0).tolist()

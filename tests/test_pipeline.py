@@ -371,7 +371,8 @@ def test_profile_tables_are_consistent(profile):
     assert by_name["ensemble"].depends_on == ("data", *members, *(b for b in baseline if b not in members))
     assert set(by_name["ablation_network"].depends_on) == {"data", *baseline,
                                                            f"train_unet_slf1_ath1_s{seeds[0]}"}
-    intensity_runs = 5 - len(skipped)  # SLF-2, SLF-3 and the windows trained (SLF-1 is the baseline)
+    windows = {"sepnet_soft_tissue_ath1", "sepnet_brain_ath1", "sepnet_bone_ath1"}
+    intensity_runs = 5 - len(windows & set(skipped))  # SLF-2, SLF-3 and the windows (SLF-1 is the baseline)
     assert len(by_name["ablation_intensity"].depends_on) == 1 + intensity_runs * len(seeds) + len(baseline)
     # Ablations read the committed results of the training stages and of the baseline's seeds.
     network = by_name["ablation_network"]
@@ -381,6 +382,24 @@ def test_profile_tables_are_consistent(profile):
     assert set(by_name["reproducibility"].depends_on) == set(names[:-1])
     assert by_name["data"].products == (f"work/{profile}/data",)
     assert not by_name["reproducibility"].uses_products and not by_name["summary"].uses_products
+    assert by_name["benchmarks"].parameters["benchmarks_dir"] == "results/benchmarks"
+
+
+def test_benchmarks_stage_reruns_when_a_benchmark_table_changes(tmp_path):
+    bench = tmp_path / "results" / "benchmarks"
+    bench.mkdir(parents=True)
+    (bench / "ensemble.csv").write_text("case,seconds\ncrop,100\n")
+
+    def tables():
+        stage = {s.name: s for s in stages_for_profile("smoke", root=tmp_path)}["benchmarks"]
+        return stage.parameters["tables"]
+
+    first = tables()
+    assert list(first) == ["ensemble.csv"]
+    assert tables() == first
+    (bench / "ensemble.csv").write_text("case,seconds\ncrop,90\n")
+    assert tables() != first  # another parameter value: another cache key, so the page reruns
+    assert stages_for_profile("smoke", root=tmp_path / "nothing")[0].name == "data"  # no tables: still a plan
 
 
 def test_profile_options():
@@ -413,7 +432,7 @@ def test_cli_one_line_errors(tmp_path, capsys):
 
 
 def test_run_overrides_reach_the_training_stage():
-    stages = {s.name: s for s in stages_for_profile("cpu")}
+    stages = {s.name: s for s in stages_for_profile("paper", data_root="/data/structseg")}
     assert stages["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == ["loss_background=true"]
     assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sepnet_core.inference.sliding import gaussian_importance_map, predict_volume
+from sepnet_core.inference.sliding import gaussian_importance_map, predict_slabs, predict_volume, shift_out_
 
 
 def pointwise(x: torch.Tensor) -> torch.Tensor:
@@ -167,3 +167,78 @@ def test_bad_arguments_are_rejected_with_a_named_message(kwargs, error, match):
 def test_overlap_in_reference_mode_warns():
     with pytest.warns(UserWarning, match="no effect"):
         predict_volume(pointwise, np.zeros((16, 8, 8), np.float32), (16, 8, 8), overlap=0.5, mode="reference")
+
+
+# ---------------------------------------------------------------- streaming (predict_slabs)
+
+
+class Counter:
+    """Pointwise logits (x, -x) that counts the windows it has seen."""
+
+    def __init__(self) -> None:
+        self.windows = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.windows += x.shape[0]
+        return pointwise(x)
+
+
+@pytest.mark.parametrize(
+    ("mode", "shape", "patch", "windows", "slab_sizes"),
+    [
+        # D = 36, windows of 16 at stride 8: starts 0, 8, 16, 20; slices are final at 8, 16, 20, then 36.
+        ("gaussian", (36, 8, 8), (16, 8, 8), 4, [8, 8, 4, 16]),
+        # stride 2: starts 0, 2, 4 (D = 20); final at 2, 4, then the last 16 slices.
+        ("reference", (20, 8, 8), (16, 8, 8), 3, [2, 2, 16]),
+        # padded volume (D = 5 < 8): one window, one slab of the 5 real slices.
+        ("gaussian", (5, 8, 8), (8, 8, 8), 1, [5]),
+    ],
+)
+def test_slabs_are_yielded_as_soon_as_they_are_final(mode, shape, patch, windows, slab_sizes):
+    volume = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+    counter = Counter()
+    seen, starts, sizes, parts = [], [], [], []
+    for z0, slab in predict_slabs(counter, volume, patch, mode=mode):
+        seen.append(counter.windows)
+        starts.append(z0)
+        sizes.append(slab.shape[1])
+        parts.append(slab)
+        assert slab.dtype == torch.float32 and slab.shape[2:] == shape[1:]
+    assert sizes == slab_sizes and counter.windows == windows
+    assert starts == list(np.cumsum([0, *slab_sizes[:-1]]))  # adjoining, in order
+    assert seen == sorted(seen) and (len(seen) == 1 or seen[0] < windows)  # before the last window ran
+    stitched = torch.cat(parts, dim=1).numpy()
+    np.testing.assert_allclose(stitched[0], sigmoid(2 * volume), atol=2e-6)
+    np.testing.assert_array_equal(stitched, predict_volume(pointwise, volume, patch, mode=mode,
+                                                           out_dtype=np.float32))
+
+
+def test_slabs_check_arguments_before_any_window_runs():
+    counter = Counter()
+    with pytest.raises(ValueError, match="patch_size"):
+        predict_slabs(counter, np.zeros((8, 8, 8), np.float32), (8, 0, 8))
+    with pytest.raises(ValueError, match="num_classes"):
+        predict_slabs(counter, np.zeros((8, 8, 8), np.float32), (8, 8, 8), num_classes=0)
+    slabs = predict_slabs(counter, np.zeros((8, 8, 8), np.float32), (8, 8, 8), num_classes=3)
+    assert counter.windows == 0
+    with pytest.raises(ValueError, match="predicted 2 classes, num_classes=3"):
+        next(slabs)
+
+
+@pytest.mark.parametrize(("size", "n", "dim"), [(16, 3, 1), (16, 8, 1), (16, 16, 1), (5, 1, 0), (7, 4, 0)])
+def test_shift_out_drops_the_front_and_zeroes_the_tail(size, n, dim):
+    buffer = torch.arange(2 * size * 3, dtype=torch.float32).reshape(2, size, 3) + 1
+    if dim == 0:
+        buffer = buffer[0].clone()
+    before = buffer.clone()
+    shift_out_(buffer, n, dim=dim)
+    kept = before.narrow(dim, n, size - n)
+    torch.testing.assert_close(buffer.narrow(dim, 0, size - n), kept)
+    assert (buffer.narrow(dim, size - n, n) == 0).all()
+
+
+def test_shift_out_rejects_a_bad_count():
+    with pytest.raises(ValueError, match="n=0"):
+        shift_out_(torch.zeros(4, 2), 0, dim=0)
+    with pytest.raises(ValueError, match="n=5"):
+        shift_out_(torch.zeros(4, 2), 5, dim=0)

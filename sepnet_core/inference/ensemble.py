@@ -2,29 +2,35 @@
 
 Each member (a :class:`~sepnet_core.training.checkpoint.LoadedModel`) sees the image the way it was
 trained: centre crop/pad in-plane to its ``crop_yx`` (padding with air, -1000 HU), its own intensity
-transform, then :func:`~sepnet_core.inference.sliding.predict_volume`. Its probabilities are put back
-on the input grid; outside its crop it predicts background with probability 1. The fused label is the
-argmax of the mean probability over members (the paper's fusion).
+transform, then sliding-window inference (:func:`~sepnet_core.inference.sliding.predict_slabs`). Its
+probabilities are put back on the input grid; outside its crop it predicts background with probability 1.
+The fused label is the argmax of the mean probability over members (the paper's fusion).
 
-Memory: members are run one at a time; only a running float32 sum of probabilities and the members'
-uint8 labels are kept, both restricted to the in-plane box covered by some member's crop (256 x 256
-of a 512 x 512 scan with the reference crop). For 150 x 512 x 512 with 23 classes and 6 members that
-is about 0.9 GB + 0.06 GB, plus one member's float32 probabilities (its sliding-window accumulator,
-returned without a copy, 0.9 GB). Measured peak RSS of the whole process on that case: 2.8 GiB, of
-which 0.8 GiB is Python, torch and the image (members that cost no activations, ``mode="reference"``).
+Memory: the members run interleaved along z. Each produces its probabilities slab by slab (a rolling
+accumulator one window deep, allocated before any window runs); each slab is added to a rolling fusion
+buffer (probability sum and the member's vote) as soon as it exists and dropped, and the slices every
+member has passed are fused (mean probability, argmax, vote and predictive entropy) and rolled out. No
+whole-volume probability map is held: the peak is the outputs (labels uint8, two float32 entropy maps on
+the input grid), each member's transformed input (shared between members with the same crop and
+intensity transform), the members' accumulators (23 x 16 x 256 x 256 float32 = 96 MB each with the
+reference window), one fusion buffer of that size and one window's activations (about 1.3 GB in float32,
+half in bfloat16, for 16 x 256 x 256 windows of the base-24 SepNet). ``keep_mean_prob`` adds the full
+(C, z, y, x) float32 map (3.6 GB for 150 x 512 x 512 x 23).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from sepnet_core.data.crop import CropPad, center_crop_pad
-from sepnet_core.inference.sliding import predict_volume
+from sepnet_core.inference.sliding import predict_slabs, shift_out_
 from sepnet_core.inference.uncertainty import predictive_entropy, vote_entropy
 from sepnet_core.intensity import AIR_HU
 
@@ -32,8 +38,6 @@ __all__ = ["AIR_HU", "EnsembleResult", "predict_case", "member_patch_size"]
 
 logger = logging.getLogger(__name__)
 
-#: Slices per slab of the chunked reductions over the probability sum.
-_CHUNK_Z = 16
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,63 @@ def _check_image(image_hu: np.ndarray) -> np.ndarray:
     return image
 
 
+def _argmax_classes(probs: torch.Tensor) -> torch.Tensor:
+    """Index of the largest of ``probs`` (K, ...) over K as uint8 (the first on ties, as ``argmax``).
+
+    A pass per class with ``maximum``/``masked_fill_``: 3.5x faster on the CPU than ``argmax(dim=0)``,
+    whose reduction over the outermost dimension is not vectorised.
+    """
+    best = probs[0].clone()
+    index = torch.zeros(probs.shape[1:], dtype=torch.uint8)
+    for k in range(1, probs.shape[0]):
+        index.masked_fill_(probs[k] > best, k)
+        torch.maximum(best, probs[k], out=best)
+    return index
+
+
+class _Fusion:
+    """Rolling fusion buffers for slices [done, done + capacity) of the in-plane box.
+
+    Every member's slab is added as soon as it is produced (probability sum and the member's vote), then
+    dropped; slices every member has passed are fused and the buffers roll forward.
+    """
+
+    def __init__(self, num_classes: int, members: int, capacity: int, box_shape: tuple[int, int]) -> None:
+        self.prob_sum = torch.zeros((num_classes, capacity, *box_shape), dtype=torch.float32)
+        self.votes = torch.zeros((members, capacity, *box_shape), dtype=torch.uint8)
+        self.done = 0
+
+    def add(self, index: int, z0: int, probs: torch.Tensor, place: tuple[Any, Any, Any]) -> None:
+        """Add member ``index``'s probabilities (K, n, h, w) of slices [z0, z0 + n) on its own grid."""
+        dst, inner, outside = place
+        rows = slice(z0 - self.done, z0 - self.done + probs.shape[1])
+        probs = probs[(slice(None), slice(None), *dst)]
+        self.prob_sum[(slice(None), rows, *inner)] += probs
+        if outside is not None:  # background probability 1 where this member's crop does not reach
+            self.prob_sum[0, rows][:, outside] += 1.0
+        self.votes[(index, rows, *inner)] = _argmax_classes(probs)
+
+    def roll(self, n: int) -> None:
+        """Drop the first ``n`` slices (fused) and zero the freed tail."""
+        shift_out_(self.prob_sum, n, dim=1)
+        shift_out_(self.votes, n, dim=1)
+        self.done += n
+
+
+def _member_input(member: Any, image: np.ndarray, cache: dict[str, tuple[np.ndarray, CropPad | None]]
+                  ) -> tuple[np.ndarray, CropPad | None]:
+    """The member's cropped, intensity-transformed image (shared between members that agree on both)."""
+    key = json.dumps([member.crop_yx and list(member.crop_yx), member.intensity.to_dict()], sort_keys=True,
+                     default=str)
+    if key not in cache:
+        if member.crop_yx is None:
+            cropped, info = image, None
+        else:
+            cropped, info = center_crop_pad(image.astype(np.float32, copy=False), member.crop_yx, fill=AIR_HU)
+        cache[key] = (np.ascontiguousarray(member.intensity(cropped), dtype=np.float32), info)
+    return cache[key]
+
+
 def predict_case(
     models: Sequence[Any],
     image_hu: np.ndarray,
@@ -123,7 +184,7 @@ def predict_case(
         mode: ``"gaussian"`` or ``"reference"`` (slabs of ``d`` slices, 16 in the paper, over the whole
             in-plane crop, stride 2 slices, summed softmax).
         batch_size: Windows per forward pass.
-        amp: Autocast the networks (mixed precision).
+        amp: Autocast the networks in bfloat16 (as training does with ``amp``).
         keep_mean_prob: Also return the mean probability (C, z, y, x) float32 on the full grid
             (C x 4 bytes per voxel: 3.6 GB for 150 x 512 x 512 x 23).
         keep_member_labels: Also return each member's labels (M, z, y, x) uint8.
@@ -144,66 +205,65 @@ def predict_case(
         raise ValueError(f"num_classes={num_classes} must be 1..256 (member labels are stored as uint8)")
     image = _check_image(image_hu)
     depth, shape_yx = image.shape[0], (int(image.shape[1]), int(image.shape[2]))
+    members = len(models)
 
     # The in-plane box covered by at least one member; outside it every member says background.
     regions = [_kept_region(_crop_info(m, shape_yx), shape_yx)[0] for m in models]
     box = tuple(slice(min(r[a].start for r in regions), max(r[a].stop for r in regions)) for a in range(2))
     box_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
-    prob_sum = np.zeros((num_classes, depth, *box_shape), dtype=np.float32)
-    votes = np.zeros((len(models), depth, *box_shape), dtype=np.uint8)
 
+    streams, places, capacity = [], [], 1
+    inputs: dict[str, tuple[np.ndarray, CropPad | None]] = {}
     for index, member in enumerate(models):
-        if member.crop_yx is None:
-            cropped, info = image, None
-        else:
-            cropped, info = center_crop_pad(image.astype(np.float32, copy=False), member.crop_yx, fill=AIR_HU)
+        volume, info = _member_input(member, image, inputs)
         patch = tuple(patch_size) if patch_size is not None else member_patch_size(member)
-        logger.info("member %d/%d: %s, window %s, mode %s", index + 1, len(models),
+        capacity = max(capacity, min(depth, int(patch[0])))  # the longest slab a member yields
+        logger.info("member %d/%d: %s, window %s, mode %s", index + 1, members,
                     member.meta.get("path", member.model_config.name), patch, mode)
-        probs = predict_volume(member.model, member.intensity(cropped), patch, overlap=overlap, mode=mode,
-                               batch_size=batch_size, amp=amp, out_dtype=np.float32)
-        del cropped
-        if probs.shape[0] != num_classes:
-            raise ValueError(f"member {index} predicted {probs.shape[0]} classes; "
-                             f"its config says {num_classes}")
+        streams.append(predict_slabs(member.model, volume, patch, overlap=overlap, mode=mode,
+                                     batch_size=batch_size, amp=amp, num_classes=num_classes))
         src, dst = _kept_region(info, shape_yx)
         inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(src, box, strict=True))
-        prob_sum[(slice(None), slice(None), *inner)] += probs[(slice(None), slice(None), *dst)]
-        outside = np.ones(box_shape, dtype=np.float32)
-        outside[inner] = 0.0
-        prob_sum[0] += outside  # background probability 1 where this member's crop does not reach
-        for z0 in range(0, depth, _CHUNK_Z):
-            zs = slice(z0, z0 + _CHUNK_Z)
-            votes[(index, zs, *inner)] = probs[(slice(None), zs, *dst)].argmax(axis=0)
-        del probs
+        outside = torch.ones(box_shape, dtype=torch.bool)
+        outside[inner] = False
+        places.append((dst, inner, outside if outside.any() else None))
+    del inputs  # each stream holds its own reference
 
-    labels_box = np.empty((depth, *box_shape), dtype=np.uint8)
-    pred_entropy_box = np.empty((depth, *box_shape), dtype=np.float32)
-    for z0 in range(0, depth, _CHUNK_Z):
-        zs = slice(z0, z0 + _CHUNK_Z)
-        labels_box[zs] = prob_sum[:, zs].argmax(axis=0)
-        pred_entropy_box[zs] = predictive_entropy(prob_sum[:, zs] / len(models))
-    vote_entropy_box = vote_entropy(votes, num_classes)
-
-    def full(array: np.ndarray, lead: tuple[int, ...] = ()) -> np.ndarray:
-        """``array`` on the box, zero elsewhere on the input grid."""
-        out = np.zeros((*lead, *image.shape), dtype=array.dtype)
-        out[(*(slice(None),) * len(lead), slice(None), *box)] = array
-        return out
-
+    labels = np.zeros(image.shape, dtype=np.uint8)
+    vote_map = np.zeros(image.shape, dtype=np.float32)
+    entropy_map = np.zeros(image.shape, dtype=np.float32)
     mean_prob = None
     if keep_mean_prob:
-        prob_sum /= len(models)
-        mean_prob = full(prob_sum, (num_classes,))
-        outside_box = np.ones(shape_yx, dtype=bool)
-        outside_box[box] = False
-        mean_prob[0][:, outside_box] = 1.0
-    return EnsembleResult(
-        labels=full(labels_box),
-        vote_entropy=full(vote_entropy_box),
-        predictive_entropy=full(pred_entropy_box),
-        num_members=len(models),
-        mean_prob=mean_prob,
-        member_labels=full(votes, (len(models),)) if keep_member_labels else None,
-    )
+        mean_prob = np.zeros((num_classes, *image.shape), dtype=np.float32)
+        mean_prob[0] = 1.0  # background outside the box
+    member_labels = np.zeros((members, *image.shape), dtype=np.uint8) if keep_member_labels else None
 
+    fusion = _Fusion(num_classes, members, capacity, box_shape)
+    reached = [0] * members  # slices each member has produced
+    while fusion.done < depth:
+        for index, stream in enumerate(streams):
+            while reached[index] <= fusion.done:  # members ahead wait (their slabs are already added)
+                z0, probs = next(stream)
+                fusion.add(index, z0, probs, places[index])
+                reached[index] = z0 + probs.shape[1]
+        n = min(reached) - fusion.done
+        zs = slice(fusion.done, fusion.done + n)
+        mean = fusion.prob_sum[:, :n].div_(members)
+        votes = fusion.votes[:, :n].numpy()
+        labels[(zs, *box)] = _argmax_classes(mean).numpy()
+        entropy_map[(zs, *box)] = predictive_entropy(mean.numpy())
+        vote_map[(zs, *box)] = vote_entropy(votes, num_classes)
+        if mean_prob is not None:
+            mean_prob[(slice(None), zs, *box)] = mean.numpy()
+        if member_labels is not None:
+            member_labels[(slice(None), zs, *box)] = votes
+        fusion.roll(n)
+
+    return EnsembleResult(
+        labels=labels,
+        vote_entropy=vote_map,
+        predictive_entropy=entropy_map,
+        num_members=members,
+        mean_prob=mean_prob,
+        member_labels=member_labels,
+    )

@@ -16,6 +16,14 @@ Volumes smaller than a window are padded symmetrically with their minimum (air, 
 transform) and cropped back; in ``"reference"`` mode the in-plane extent is also padded to a multiple
 of 8 (the networks' size divisor). Accumulation is in float32 on the CPU whatever the device; the
 result is returned as ``out_dtype`` (float16 by default, to halve the memory of 23-class maps).
+
+Streaming: windows run in z-major order, so once every window starting at or before slice ``z`` is done,
+the slices before the next window's start are final. :func:`predict_slabs` yields those slabs as they
+are finished and keeps only a rolling accumulator one window deep (23 x 16 x 256 x 256 float32 = 96 MB
+for the reference window), never a whole-volume float32 map; :func:`predict_volume` writes the slabs
+into its ``out_dtype`` result and the ensemble (:func:`~sepnet_core.inference.ensemble.predict_case`)
+fuses its members slab by slab. The network runs under ``torch.inference_mode`` (and ``torch.autocast``
+with ``amp``); the stitching does not.
 """
 
 from __future__ import annotations
@@ -24,13 +32,15 @@ import itertools
 import logging
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MODES", "DEFAULT_OVERLAP", "REFERENCE_STRIDE", "gaussian_importance_map", "predict_volume"]
+__all__ = ["MODES", "DEFAULT_OVERLAP", "REFERENCE_STRIDE", "gaussian_importance_map", "predict_slabs",
+           "predict_volume", "shift_out_"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +135,185 @@ def _model_device(model: Predictor) -> torch.device:
     return torch.device("cpu")
 
 
+def shift_out_(buffer: torch.Tensor, n: int, dim: int) -> None:
+    """Drop the first ``n`` entries of ``buffer`` along ``dim`` in place: entries ``[n:]`` move to the front
+    and the freed tail is zeroed (the rolling accumulators of :func:`predict_slabs` and the ensemble).
+
+    Copies run front to back in steps of ``n``, so source and destination never overlap and no
+    buffer-sized temporary is made.
+
+    Args:
+        buffer: tensor changed in place.
+        n: entries to drop, ``1 <= n <= buffer.shape[dim]``.
+        dim: the rolling axis (z).
+    """
+    size = buffer.shape[dim]
+    if not 1 <= n <= size:
+        raise ValueError(f"n={n} must be in 1..{size}")
+    for start in range(0, size - n, n):
+        stop = min(start + n, size - n)
+        buffer.narrow(dim, start, stop - start).copy_(buffer.narrow(dim, start + n, stop - start))
+    buffer.narrow(dim, size - n, n).zero_()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Windows of one volume: size (d, h, w) of a window, padded volume size, padding before each axis,
+    window boxes in z-major order and the per-voxel weight (None: equal weights)."""
+
+    window: tuple[int, int, int]
+    padded: tuple[int, int, int]
+    before: tuple[int, int, int]
+    boxes: list[tuple[slice, slice, slice]]
+    weight: torch.Tensor | None
+
+
+def _plan(size: tuple[int, int, int], patch: tuple[int, int, int], overlap: float, mode: str) -> _Plan:
+    weight: torch.Tensor | None
+    if MODES[mode]:
+        window = patch
+        stride = tuple(max(1, int(p * (1.0 - overlap) + 1e-9)) for p in patch)
+        weight = gaussian_importance_map(window)
+    else:
+        window = (patch[0], *(math.ceil(s / SIZE_DIVISOR) * SIZE_DIVISOR for s in size[1:]))
+        stride = (REFERENCE_STRIDE, 1, 1)
+        weight = None  # equal weights: plain sum and count
+    padded = tuple(max(s, w) for s, w in zip(size, window, strict=True))
+    before = tuple((p - s) // 2 for p, s in zip(padded, size, strict=True))
+    starts = itertools.product(*(_starts(p, w, s) for p, w, s in zip(padded, window, stride, strict=True)))
+    boxes = [tuple(slice(s, s + w) for s, w in zip(start, window, strict=True)) for start in starts]
+    return _Plan(window, padded, before, boxes, weight)  # type: ignore[arg-type]
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
+    return batch_size
+
+
+def _window_probabilities(model: Predictor, inputs: torch.Tensor, window: tuple[int, ...],
+                          device: torch.device, amp: bool) -> torch.Tensor:
+    """Softmax of the model's logits for a batch of windows, float32 on the CPU."""
+    # bfloat16 on every device, as training autocasts (float16 would round differently from training)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bool(amp))
+    with torch.inference_mode(), autocast:
+        logits = model(inputs.to(device))
+        if logits.ndim != 5 or logits.shape[0] != inputs.shape[0] or tuple(logits.shape[2:]) != window:
+            raise ValueError(f"model output shape {tuple(logits.shape)} must be (B, K, *window) = "
+                             f"({inputs.shape[0]}, K, {', '.join(map(str, window))})")
+        if logits.device.type != "cpu":
+            return torch.softmax(logits.float(), dim=1).cpu()
+        # On the CPU: softmax in place on a float32 copy (no second window-sized buffer; 2x faster than
+        # torch.softmax over dim 1 of a (B, K, d, h, w) tensor, which does not vectorise that reduction).
+        probs = logits.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+        probs.sub_(probs.amax(dim=1, keepdim=True)).exp_()
+        return probs.div_(probs.sum(dim=1, keepdim=True))
+
+
+def predict_slabs(
+    model: Predictor,
+    volume: np.ndarray | torch.Tensor,
+    patch_size: Sequence[int],
+    overlap: float | None = None,
+    mode: str = "gaussian",
+    batch_size: int = 1,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    num_classes: int | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Softmax probabilities of a volume by sliding-window inference, slab by slab along z.
+
+    Arguments and stitching are those of :func:`predict_volume` (which collects these slabs); they are
+    checked here, before any window runs. Slabs come in order, adjoin each other and together cover the
+    volume's D slices exactly once.
+
+    Args:
+        num_classes: The model's number of classes K, if known: the rolling accumulator is then allocated
+            now, before any window's activations (less heap fragmentation when several streams are
+            interleaved); a model predicting another K raises ValueError. Default: allocated at the
+            first window.
+
+    Returns:
+        An iterator of ``(z0, probs)``: the first slice of the slab in the input volume and its
+        probabilities, a float32 CPU tensor ``(K, n, H, W)`` (n >= 1 slices) owned by the caller.
+
+    Raises:
+        ValueError, TypeError: as :func:`predict_volume`.
+    """
+    overlap = _check_overlap(overlap, mode)
+    patch = _check_patch(patch_size)
+    batch_size = _check_batch_size(batch_size)
+    x = _as_volume(volume)
+    device = torch.device(device) if device is not None else _model_device(model)
+    size: tuple[int, int, int] = tuple(x.shape[1:])  # type: ignore[assignment]
+    plan = _plan(size, patch, overlap, mode)
+    if plan.padded != size:  # pad symmetrically to at least one window per axis, with the volume's minimum
+        pad: list[int] = []
+        for s, p, b in reversed(list(zip(size, plan.padded, plan.before, strict=True))):
+            pad += [b, p - s - b]
+        x = F.pad(x, pad, mode="constant", value=float(x.min()))
+    logger.debug("predict_slabs: %d windows of %s over %s (mode %s)", len(plan.boxes), plan.window,
+                 plan.padded, mode)
+
+    acc = None  # (K, depth, H', W') float32: allocated now if K is known, before any window runs
+    if num_classes is not None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes={num_classes!r} must be an integer >= 1 or None")
+        acc = torch.zeros((num_classes, plan.window[0], *plan.padded[1:]), dtype=torch.float32)
+    return _stream(model, x, size, plan, batch_size, device, amp, acc)
+
+
+def _stream(model: Predictor, x: torch.Tensor, size: tuple[int, int, int], plan: _Plan, batch_size: int,
+            device: torch.device, amp: bool, acc: torch.Tensor | None) -> Iterator[tuple[int, torch.Tensor]]:
+    """The generator behind :func:`predict_slabs` (``x`` padded to ``plan.padded``).
+
+    ``acc`` holds slices [top, top + depth) of the padded volume; no grad mode is entered here (it would
+    stay set in the caller's code while the generator waits): the network runs under inference_mode and
+    the buffers never require grad.
+    """
+    depth = plan.window[0]
+    z_lo, z_hi = plan.before[0], plan.before[0] + size[0]  # the volume's slices in padded coordinates
+    crop_yx = tuple(slice(b, b + s) for b, s in zip(plan.before[1:], size[1:], strict=True))
+    weight_sum = torch.zeros((depth, *plan.padded[1:]), dtype=torch.float32)
+    top = 0
+
+    def finished(acc: torch.Tensor, stop: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield padded slices [top, stop) (final) cropped to the volume, and roll the buffers."""
+        nonlocal top
+        n = stop - top
+        a, b = max(top, z_lo), min(stop, z_hi)
+        if a < b:
+            rows = slice(a - top, b - top)
+            slab = acc[(slice(None), rows, *crop_yx)] / weight_sum[(rows, *crop_yx)]
+            yield a - z_lo, slab
+        shift_out_(acc, n, dim=1)
+        shift_out_(weight_sum, n, dim=0)
+        top = stop
+
+    for first in range(0, len(plan.boxes), batch_size):
+        batch = plan.boxes[first:first + batch_size]
+        inputs = torch.stack([x[(slice(None), *box)] for box in batch])
+        probs = _window_probabilities(model, inputs, plan.window, device, amp)
+        if acc is None:
+            acc = torch.zeros((probs.shape[1], depth, *plan.padded[1:]), dtype=torch.float32)
+        elif probs.shape[1] != acc.shape[0]:
+            raise ValueError(f"model predicted {probs.shape[1]} classes, num_classes={acc.shape[0]}")
+        for prob, box in zip(probs, batch, strict=True):
+            if box[0].start > top:
+                yield from finished(acc, box[0].start)
+            local = (slice(box[0].start - top, box[0].stop - top), *box[1:])
+            if plan.weight is None:
+                acc[(slice(None), *local)] += prob
+                weight_sum[local] += 1.0
+            else:
+                acc[(slice(None), *local)].addcmul_(prob, plan.weight)
+                weight_sum[local] += plan.weight
+        del probs, inputs
+    if acc is None:  # unreachable: every padded volume holds at least one window
+        raise RuntimeError("no window was predicted")
+    yield from finished(acc, top + depth)
+
+
 def predict_volume(
     model: Predictor,
     volume: np.ndarray | torch.Tensor,
@@ -150,7 +339,7 @@ def predict_volume(
         batch_size: Windows per forward pass (the stitching does not depend on it; a network may differ by
             float rounding between batched and single windows).
         device: Device the windows are run on; default: the model's device (CPU for a plain callable).
-        amp: Run the model under ``torch.autocast`` (float16 on CUDA, bfloat16 on CPU).
+        amp: Run the model under ``torch.autocast`` in bfloat16 (as training does with ``amp``).
         out_dtype: dtype of the result (``np.float16`` default, or ``np.float32``).
 
     Returns:
@@ -167,54 +356,14 @@ def predict_volume(
         >>> probs.shape, float(probs[0, 0, 0, 0])
         ((2, 5, 6, 7), 0.5)
     """
-    overlap = _check_overlap(overlap, mode)
-    patch = _check_patch(patch_size)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1")
-    x = _as_volume(volume)
-    device = torch.device(device) if device is not None else _model_device(model)
-    size = tuple(x.shape[1:])
+    out: np.ndarray | None = None
+    slabs = predict_slabs(model, volume, patch_size, overlap=overlap, mode=mode, batch_size=batch_size,
+                          device=device, amp=amp)
+    for z0, slab in slabs:
+        if out is None:  # the volume passed the checks of predict_slabs: (D, H, W) or (C, D, H, W)
+            out = np.empty((slab.shape[0], int(volume.shape[-3]), *slab.shape[2:]), dtype=out_dtype)
+        out[:, z0:z0 + slab.shape[1]] = slab.numpy()
+    if out is None:  # unreachable: a non-empty volume yields at least one slab
+        raise RuntimeError("no slab was predicted")
+    return out
 
-    weight: torch.Tensor | None
-    if MODES[mode]:
-        window = patch
-        stride = tuple(max(1, int(p * (1.0 - overlap) + 1e-9)) for p in patch)
-        weight = gaussian_importance_map(window)
-    else:
-        window = (patch[0], *(math.ceil(s / SIZE_DIVISOR) * SIZE_DIVISOR for s in size[1:]))
-        stride = (REFERENCE_STRIDE, 1, 1)
-        weight = None  # equal weights: plain sum and count
-
-    # Pad symmetrically to at least one window per axis, with the volume's minimum.
-    padded = tuple(max(s, w) for s, w in zip(size, window, strict=True))
-    before = tuple((p - s) // 2 for p, s in zip(padded, size, strict=True))
-    if padded != size:
-        pad: list[int] = []
-        for s, p, b in reversed(list(zip(size, padded, before, strict=True))):
-            pad += [b, p - s - b]
-        x = F.pad(x, pad, mode="constant", value=float(x.min()))
-    starts = itertools.product(*(_starts(p, w, s) for p, w, s in zip(padded, window, stride, strict=True)))
-    boxes = [tuple(slice(s, s + w) for s, w in zip(start, window, strict=True)) for start in starts]
-    logger.debug("predict_volume: %d windows of %s over %s (mode %s)", len(boxes), window, padded, mode)
-
-    acc: torch.Tensor | None = None
-    weight_sum = torch.zeros(padded, dtype=torch.float32)
-    with torch.no_grad(), torch.autocast(device_type=device.type, enabled=amp):
-        for first in range(0, len(boxes), batch_size):
-            batch = boxes[first:first + batch_size]
-            inputs = torch.stack([x[(slice(None), *box)] for box in batch]).to(device)
-            logits = model(inputs)
-            if logits.ndim != 5 or logits.shape[0] != len(batch) or tuple(logits.shape[2:]) != window:
-                raise ValueError(f"model output shape {tuple(logits.shape)} must be (B, K, *window) = "
-                                 f"({len(batch)}, K, {', '.join(map(str, window))})")
-            probs = torch.softmax(logits.float(), dim=1).cpu()
-            if acc is None:
-                acc = torch.zeros((probs.shape[1], *padded), dtype=torch.float32)
-            for prob, box in zip(probs, batch, strict=True):
-                acc[(slice(None), *box)] += prob if weight is None else prob * weight
-                weight_sum[box] += 1.0 if weight is None else weight
-    if acc is None:  # unreachable: every padded volume holds at least one window
-        raise RuntimeError("no window was predicted")
-    acc /= weight_sum
-    crop = tuple(slice(b, b + s) for b, s in zip(before, size, strict=True))
-    return acc[(slice(None), *crop)].numpy().astype(out_dtype, copy=False)

@@ -13,10 +13,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sepnet_core.models import fused
+from sepnet_core.models.fused import conv3d_fast, instance_norm_relu
+
 __all__ = [
     "DIRECTIONS",
     "ConvNormAct",
     "SeparableResBlock",
+    "set_fast_path",
     "check_direction",
     "check_dropout",
     "check_input",
@@ -103,8 +107,20 @@ def check_input(x: torch.Tensor, in_channels: int, divisor: int) -> None:
         )
 
 
+def _compiling() -> bool:
+    """True while ``torch.compile`` traces: it fuses the plain modules itself (the fast path's direct
+    oneDNN calls and custom autograd function would only break its graph)."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 class ConvNormAct(nn.Sequential):
     """``Conv3d`` (with bias, 'same' zero padding) -> ``InstanceNorm3d(affine=False)`` -> ReLU.
+
+    With ``fast = True`` (the default) the forward pass runs on channels-last memory with a fused
+    norm + ReLU (:mod:`sepnet_core.models.fused`); ``fast = False`` (and tracing by ``torch.compile``)
+    runs the three modules as they are. Both give the same result up to float rounding; parameters are
+    the same.
 
     Args:
         cin: input channels.
@@ -127,6 +143,13 @@ class ConvNormAct(nn.Sequential):
             nn.InstanceNorm3d(cout, affine=False),
             nn.ReLU(inplace=True),
         )
+        self.fast = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.fast or _compiling():
+            return super().forward(x)
+        conv, norm = self[0], self[1]
+        return instance_norm_relu(conv3d_fast(x, conv), norm.eps, inplace=True)
 
 
 class SeparableResBlock(nn.Module):
@@ -135,7 +158,8 @@ class SeparableResBlock(nn.Module):
     Main path (axial kernels shown): conv 1x3x3 -> IN -> ReLU -> conv 3x1x1 -> IN -> ReLU ->
     conv 1x3x3 -> IN -> ReLU -> conv 1x3x3 -> IN -> ReLU. Residual: conv 1x1x1. Output:
     ``ReLU(IN(main + residual))``. Every convolution has a bias; IN has no affine parameters.
-    Other directions rotate the kernels (see :data:`DIRECTIONS`).
+    Other directions rotate the kernels (see :data:`DIRECTIONS`). Like :class:`ConvNormAct` it runs
+    the fast path unless ``fast`` is False (:func:`set_fast_path`).
 
     Args:
         cin: input channels.
@@ -168,7 +192,40 @@ class SeparableResBlock(nn.Module):
         self.residual = nn.Conv3d(cin, cout, 1, bias=True)
         self.norm = nn.InstanceNorm3d(cout, affine=False)
         self.act = nn.ReLU(inplace=True)
+        self.fast = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.main(x) + self.residual(x)))
+        if not self.fast or _compiling():
+            return self.act(self.norm(self.main(x) + self.residual(x)))
+        x = x.contiguous(memory_format=fused.CONV_LAYOUT)  # once for both paths
+        out = self.main(x)
+        residual = conv3d_fast(x, self.residual)
+        # Without a graph the sum can overwrite the main path's output (a temporary of this block).
+        out = out.add_(residual) if not torch.is_grad_enabled() else out + residual
+        return instance_norm_relu(out, self.norm.eps, inplace=True)
+
+
+def set_fast_path(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every :class:`ConvNormAct` and :class:`SeparableResBlock` in ``model`` to the fast
+    (channels-last, fused norm + ReLU) or the plain module-by-module forward pass.
+
+    The two paths share parameters and agree up to float rounding; the plain one is kept as the
+    readable reference and for comparisons (``benchmarks/bench_train_step.py``).
+
+    Args:
+        model: a network or block (changed in place).
+        enabled: True for the fast path (the default of every new block), False for the plain one.
+
+    Returns:
+        ``model``.
+
+    Example:
+        >>> block = set_fast_path(ConvNormAct(1, 2, (1, 3, 3)), enabled=False)
+        >>> block.fast
+        False
+    """
+    for module in model.modules():
+        if isinstance(module, (ConvNormAct, SeparableResBlock)):
+            module.fast = bool(enabled)
+    return model
 

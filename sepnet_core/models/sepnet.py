@@ -99,11 +99,13 @@ class SepNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, SIZE_DIVISOR)
-        skip1 = self.conv1(x)
-        skip2 = self.conv2(self.pool(skip1))
-        skip3 = self.conv3(self.pool(skip2))
-        out = self.dropout(self.conv5(self.conv4(self.pool(skip3))))
-        out = self.conv6_2(self.conv6_1(torch.cat((self.up(out), skip3), dim=1)))
-        out = self.conv7_2(self.conv7_1(torch.cat((self.up(out), skip2), dim=1)))
-        out = self.conv8_2(self.conv8_1(torch.cat((self.up(out), skip1), dim=1)))
-        return self.head(out)
+        skips = [self.conv1(x)]
+        skips.append(self.conv2(self.pool(skips[-1])))
+        skips.append(self.conv3(self.pool(skips[-1])))
+        out = self.dropout(self.conv5(self.conv4(self.pool(skips[-1]))))
+        for first, second in ((self.conv6_1, self.conv6_2), (self.conv7_1, self.conv7_2),
+                              (self.conv8_1, self.conv8_2)):
+            # concat with the skip of the same resolution (conv3, conv2, conv1 in turn); the skip and the
+            # concatenation are referenced by nothing else, so without autograd they are freed once used
+            out = second(first(torch.cat((self.up(out), skips.pop()), dim=1)))
+        return self.head(out).contiguous()  # logits NCDHW whatever the blocks' memory format

@@ -82,11 +82,12 @@ class UNet3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(x, self.in_channels, SIZE_DIVISOR)
-        skip1 = self.conv1_2(self.conv1_1(x))
-        skip2 = self.conv2_2(self.conv2_1(self.pool(skip1)))
-        skip3 = self.conv3_2(self.conv3_1(self.pool(skip2)))
-        out = self.dropout(self.conv4_2(self.conv4_1(self.pool(skip3))))
-        out = self.conv5_2(self.conv5_1(torch.cat((self.up(out), skip3), dim=1)))
-        out = self.conv6_2(self.conv6_1(torch.cat((self.up(out), skip2), dim=1)))
-        out = self.conv7_2(self.conv7_1(torch.cat((self.up(out), skip1), dim=1)))
-        return self.head(out)
+        skips = [self.conv1_2(self.conv1_1(x))]
+        skips.append(self.conv2_2(self.conv2_1(self.pool(skips[-1]))))
+        skips.append(self.conv3_2(self.conv3_1(self.pool(skips[-1]))))
+        out = self.dropout(self.conv4_2(self.conv4_1(self.pool(skips[-1]))))
+        for first, second in ((self.conv5_1, self.conv5_2), (self.conv6_1, self.conv6_2),
+                              (self.conv7_1, self.conv7_2)):
+            # concat with the skip of the same resolution (conv3_2, conv2_2, conv1_2 in turn); freed once used
+            out = second(first(torch.cat((self.up(out), skips.pop()), dim=1)))
+        return self.head(out).contiguous()  # logits NCDHW whatever the blocks' memory format

@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.jobs is not None and args.jobs < 1:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
         profile = get_profile(args.profile)
-        stages = stages_for_profile(profile, data_root=args.data_root, nproc=args.nproc_per_stage)
+        stages = stages_for_profile(profile, data_root=args.data_root, nproc=args.nproc_per_stage, root=root)
         if args.list:
             plan = plan_pipeline(stages, root, profile.name, args.force, args.force_all, args.only,
                                  strict=False)

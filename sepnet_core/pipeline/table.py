@@ -9,6 +9,7 @@ Parameters every stage gets from the driver (``profile``, ``results_dir``, ``fig
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -95,8 +96,9 @@ PROFILES: dict[str, Profile] = {
         phantom_profile="cpu",
         phantom_cases=(("train", 6), ("valid", 2), ("test", 2)),
         jobs=2,  # two stages at once, one core (OMP thread) each: more throughput than 2 threads on one
-        # Time budget (30 min on 2 cores): one window baseline (soft tissue) instead of three.
-        skip_runs=("sepnet_brain_ath1", "sepnet_bone_ath1"),
+        # Time budget (30 min on 2 cores): one window baseline (soft tissue) instead of three, and no
+        # background variant of the loss (the paper profile trains all three).
+        skip_runs=("sepnet_brain_ath1", "sepnet_bone_ath1", "sepnet_slf1_ath1_bg"),
     ),
     "paper": Profile(
         name="paper",
@@ -134,6 +136,7 @@ TEMPLATES: dict[str, str] = {
     "summary": "notebooks/08_summary.ipynb",
     "performance": "notebooks/09_performance.ipynb",
     "reproducibility": "notebooks/10_reproducibility.ipynb",
+    "benchmarks": "notebooks/11_benchmarks.ipynb",
 }
 """Template notebook of each kind of stage. The executed copy goes to ``book/pages/<template name>``,
 except training runs, which go to ``book/pages/03_train/<run>_s<seed>.ipynb``."""
@@ -223,8 +226,23 @@ def _seeds_of(run: TrainRun, prof: Profile) -> tuple[int, ...]:
     return tuple(dict.fromkeys((*prof.seeds, *extra)))
 
 
+BENCHMARKS_DIR = "results/benchmarks"
+"""Where ``make bench`` writes its tables (read by the ``benchmarks`` stage)."""
+
+
+def benchmark_fingerprint(root: str | Path = ".") -> dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each CSV table in ``root/results/benchmarks``, by file name.
+
+    The ``benchmarks`` stage gets it as a parameter, so the stage reruns when ``make bench`` rewrites a
+    table (its cache key covers parameters, not the files a notebook reads).
+    """
+    folder = Path(root) / BENCHMARKS_DIR
+    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for path in sorted(folder.glob("*.csv"))}
+
+
 def stages_for_profile(
-    profile: Profile | str, data_root: str | None = None, nproc: int = 1
+    profile: Profile | str, data_root: str | None = None, nproc: int = 1, root: str | Path = "."
 ) -> list[Stage]:
     """The stage table of ``profile``, in dependency order.
 
@@ -242,7 +260,8 @@ def stages_for_profile(
     - ``ensemble``: ``members`` (run folders with ``best.pt``), ``data_dir``, ``baseline``;
     - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
       "structseg");
-    - ``performance``: ``quick``; ``reproducibility``: ``records_dir``, ``profile_description``.
+    - ``performance``: ``quick``; ``benchmarks``: ``benchmarks_dir``, ``tables``
+      (:func:`benchmark_fingerprint`); ``reproducibility``: ``records_dir``, ``profile_description``.
 
     Args:
         profile: A :class:`Profile` or a name in :data:`PROFILES`.
@@ -250,11 +269,12 @@ def stages_for_profile(
             profile without a phantom ("paper").
         nproc: Processes (GPUs) per training stage, passed to the training notebook as ``nproc``
             (torchrun path of the engine). Default 1.
+        root: Repository root, where the ``benchmarks`` stage's tables are fingerprinted.
 
     Returns:
         Stages: ``data``, ``intensity``, ``train_<run>_s<seed>`` for every run of :data:`TRAIN_RUNS`
         and profile seed (plus the baseline seeds of :data:`BASELINE_RUN`), the three ablations,
-        ``ensemble``, ``performance``, ``summary``, ``reproducibility``.
+        ``ensemble``, ``performance``, ``benchmarks``, ``summary``, ``reproducibility``.
 
     Raises:
         ValueError: unknown profile name, ``nproc`` < 1, or no data root for a profile that needs one.
@@ -351,6 +371,9 @@ def stages_for_profile(
                                         train_stages[BASELINE_RUN])))
     stages.append(Stage("performance", TEMPLATES["performance"], _page(TEMPLATES["performance"]),
                         {"quick": prof.name == "smoke"}))
+    stages.append(Stage("benchmarks", TEMPLATES["benchmarks"], _page(TEMPLATES["benchmarks"]),
+                        {"benchmarks_dir": BENCHMARKS_DIR, "tables": benchmark_fingerprint(root)},
+                        uses_products=False))
     summarised = ("ablation_network", "ablation_intensity", "ablation_loss", "ensemble", "performance")
     stages.append(Stage("summary", TEMPLATES["summary"], _page(TEMPLATES["summary"]),
                         {"inputs": {s: layout.results_dir(s) for s in summarised}, "baseline": baseline,
