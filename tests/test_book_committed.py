@@ -3,15 +3,14 @@ finishes without warnings, and every page opens in headless Chromium with all it
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from browser import page_problems
+from repo_copy import copy_repo_parts
 
-REPO = Path(__file__).resolve().parents[1]
 BOOK_PARTS = ("book", "docs", "figures", "results", "_config.yml", "_toc.yml", "README.md")
 
 
@@ -19,12 +18,7 @@ BOOK_PARTS = ("book", "docs", "figures", "results", "_config.yml", "_toc.yml", "
 def test_committed_book_builds_and_every_page_renders(tmp_path):
     root = tmp_path / "repo"
     root.mkdir()
-    for name in BOOK_PARTS:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        elif source.exists():
-            shutil.copy2(source, root / name)
+    copy_repo_parts(root, BOOK_PARTS)
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(jupyter_book), "build", str(root), "--warningiserror", "--keep-going"],

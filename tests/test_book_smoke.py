@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from browser import page_problems
+from repo_copy import REPO, copy_repo_parts
 
-REPO = Path(__file__).resolve().parents[1]
 COPIED = ("notebooks", "book", "docs", "_config.yml", "_toc.yml", "figures/phantom", "figures/clinical",
           "results/benchmarks")
 
@@ -22,13 +20,7 @@ COPIED = ("notebooks", "book", "docs", "_config.yml", "_toc.yml", "figures/phant
 def test_smoke_chain_executes_and_book_builds(tmp_path):
     root = tmp_path / "repo"
     root.mkdir()
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("pages", ".ipynb_checkpoints"))
-        elif source.exists():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
+    copy_repo_parts(root, COPIED, ignore=("pages", ".ipynb_checkpoints"))
     (root / "sepnet_core").symlink_to(REPO / "sepnet_core", target_is_directory=True)
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     result = subprocess.run(

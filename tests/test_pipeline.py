@@ -432,7 +432,7 @@ def test_cli_one_line_errors(tmp_path, capsys):
 
 
 def test_run_overrides_reach_the_training_stage():
-    stages = {s.name: s for s in stages_for_profile("paper", data_root="/data/structseg")}
+    stages = {s.name: s for s in stages_for_profile("cpu")}
     assert stages["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == ["loss_background=true"]
     assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []
 

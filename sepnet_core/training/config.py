@@ -283,7 +283,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # shared/paper.md, "Training and inference (code)": the dataclass defaults.
     "paper": {},
     # The phantom's cpu profile: about 3.5 minutes per run with two runs at a time on 2 cores (0.55 s per
-    # step each, measured), so that the book's 12 cpu runs fit its 30-minute budget. Ours, tuned: b=8,
+    # step each, measured), so that the book's 13 cpu runs fit its 30-minute budget. Ours, tuned: b=8,
     # Adam lr 1e-2 halved every 2 epochs (1e-3 learns ~3x slower), organ-aware patches, whole slices (no
     # crop), 360 steps,
     # validated once at the end (best.pt = last.pt); architecture (dropout 0.5) as the paper. The
