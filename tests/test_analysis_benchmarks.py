@@ -83,3 +83,12 @@ def test_reads_the_csv_tables(tmp_path):
 def test_vs_unet_boundary(ratio):
     met = _met(targets_table({"train_step": _train(0.7, ratio, 1.0)}))
     assert met["train_vs_unet"] is (ratio <= 0.55)
+
+
+def test_default_allocator_rows_are_added_when_measured():
+    plain = targets_table({"ensemble": _ensemble(170.0, 4500.0)})
+    assert not plain["target"].str.endswith("_default_allocator").any()
+    both = _met(targets_table({"ensemble": _ensemble(170.0, 4500.0),
+                               "ensemble_default_allocator": _ensemble(300.0, 3900.0)}))
+    assert both["ensemble_rss_float32"] is False and both["ensemble_rss_float32_default_allocator"] is True
+    assert "ensemble_time_float32_default_allocator" not in both  # memory only: the time is the tuned run's
