@@ -30,8 +30,9 @@ import numpy as np
 __all__ = ["CACHE_DIR", "load_average", "matmul_gflops", "peak_rss_mib", "random_members", "run_child",
            "synthetic_case", "thread_settings"]
 
-CACHE_DIR = Path(__file__).resolve().parent.parent / "results" / "benchmarks" / ".cache"
-"""Synthetic volumes shared between a benchmark and its child processes (not part of the results)."""
+CACHE_DIR = Path(__file__).resolve().parent.parent / "work" / "benchmarks"
+"""Synthetic volumes shared between a benchmark and its child processes: uncommitted heavy files, so under
+the git-ignored ``work/`` (``results/`` holds only the committed tables, which the book tests copy)."""
 
 MEMBER_INTENSITIES = ("slf1", "slf2", "slf3")
 
