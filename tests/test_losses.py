@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from sepnet_core.losses import LOSS_NAMES, ATHLoss, DiceLoss, ExpLogLoss, build_loss
+from sepnet_core.losses import DICE_WEIGHTINGS, LOSS_NAMES, ATHLoss, DiceLoss, ExpLogLoss, build_loss
 
-ALL_LOSSES = [DiceLoss(), ExpLogLoss(), ExpLogLoss(gamma=0.3), ATHLoss(alpha=1.0), ATHLoss(alpha=0.5)]
+INTENDED = {"dice_weighting": "intended"}
+ALL_LOSSES = [DiceLoss(), ExpLogLoss(), ExpLogLoss(gamma=0.3), ATHLoss(alpha=1.0), ATHLoss(alpha=0.5),
+              ExpLogLoss(**INTENDED), ExpLogLoss(gamma=0.3, **INTENDED), ATHLoss(alpha=0.5, **INTENDED)]
 
 
 def two_class_logits(p1, dtype=torch.float64):
@@ -24,6 +26,7 @@ def labels(values):
 
 
 # ---------------------------------------------------------------------------- hand-computed values
+# The "intended" Dice weighting (smoothing 1, mean over (batch, class)) unless a test says otherwise.
 # Case A: 2 voxels, target [0, 1], p1 = [0.25, 0.75] (so p0 = [0.75, 0.25]).
 #   Dice class 0: I = 0.75, P = 1, G = 1 -> (2 * 0.75 + 1) / (1 + 1 + 1) = 5/6; class 1 likewise 5/6.
 #   DiceLoss = 1 - 5/6 = 1/6.
@@ -36,9 +39,12 @@ _I = 0.75 * math.exp(-0.25)
 _P = 0.25 * math.exp(0.25) + _I
 CASE_A = [
     (DiceLoss(), 1 / 6),
-    (ExpLogLoss(), math.log(6 / 5) + math.log(4 / 3) / 2),
-    (ExpLogLoss(gamma=2.0), math.log(6 / 5) ** 2 + math.log(4 / 3) ** 2 / 2),
-    (ATHLoss(alpha=1.0), -math.log((2 * _I + 1) / (_P + 2)) + math.log(4 / 3) / 2),
+    (ExpLogLoss(**INTENDED), math.log(6 / 5) + math.log(4 / 3) / 2),
+    (ExpLogLoss(gamma=2.0, **INTENDED), math.log(6 / 5) ** 2 + math.log(4 / 3) ** 2 / 2),
+    (ATHLoss(alpha=1.0, **INTENDED), -math.log((2 * _I + 1) / (_P + 2)) + math.log(4 / 3) / 2),
+    # reference weighting, C' = 1 foreground class -> s = 1: Dice = 2 (0.75 + 1) / (1 + 1 + 1 + 1) = 7/8
+    (ExpLogLoss(), math.log(8 / 7) + math.log(4 / 3) / 2),
+    (ATHLoss(alpha=1.0), -math.log(2 * (_I + 1) / (_P + 1 + 1 + 1)) + math.log(4 / 3) / 2),
 ]
 
 
@@ -65,10 +71,14 @@ def test_three_class_weights_hand_computed():
     target = labels([1, 1, 1, 2])
     cross = (math.sqrt(6 / 4) * 3 * math.log(3) + math.sqrt(3) * math.log(3)) / 6
     dice = (math.log(16 / 9) + math.log(2)) / 2
-    assert ExpLogLoss()(logits, target).item() == pytest.approx(dice + cross, rel=1e-10)
+    assert ExpLogLoss(**INTENDED)(logits, target).item() == pytest.approx(dice + cross, rel=1e-10)
     # ATH with p = 1/3: p' = p e^{(p - g)/alpha} changes only the Dice term
-    assert ATHLoss(alpha=1e9)(logits, target).item() == pytest.approx(dice + cross, rel=1e-6)
-    assert ATHLoss(alpha=1.0)(logits, target).item() != pytest.approx(dice + cross, rel=1e-3)
+    assert ATHLoss(alpha=1e9, **INTENDED)(logits, target).item() == pytest.approx(dice + cross, rel=1e-6)
+    assert ATHLoss(alpha=1.0, **INTENDED)(logits, target).item() != pytest.approx(dice + cross, rel=1e-3)
+    # Reference weighting: C' = 2 foreground classes -> s = 2 in all three sums, Dice summed over classes.
+    # class 1: 2 (1 + 2) / (4/3 + 2 + 3 + 2) = 18/25; class 2: 2 (1/3 + 2) / (4/3 + 2 + 1 + 2) = 14/19.
+    reference = math.log(25 / 18) + math.log(19 / 14)
+    assert ExpLogLoss()(logits, target).item() == pytest.approx(reference + cross, rel=1e-10)
 
 
 def test_dice_is_per_sample_not_batch_pooled():
@@ -82,6 +92,10 @@ def test_dice_is_per_sample_not_batch_pooled():
     target = torch.tensor([[1, 1], [0, 0]]).reshape(2, 1, 1, 2)
     assert DiceLoss()(logits, target).item() == pytest.approx(3 / 8, rel=1e-10)
     expected = (math.log(4 / 3) + math.log(2)) / 2 + math.log(2) / 2
+    assert ExpLogLoss(**INTENDED)(logits, target).item() == pytest.approx(expected, rel=1e-10)
+    # Reference (s = 1, C' = 1): sample 0 Dice 2 (1 + 1) / (1 + 1 + 2 + 1) = 4/5, sample 1
+    # 2 (0 + 1) / (1 + 1 + 0 + 1) = 2/3; summed over classes (one here) and averaged over the batch.
+    expected = (math.log(5 / 4) + math.log(3 / 2)) / 2 + math.log(2) / 2
     assert ExpLogLoss()(logits, target).item() == pytest.approx(expected, rel=1e-10)
 
 
@@ -168,12 +182,15 @@ def test_absent_class_is_penalised_with_smoothing_one():
     target = labels([0, 0, 0, 0])
     for p in (0.01, 0.3):
         expected = math.log(4 * p + 1)
-        assert ExpLogLoss()(two_class_logits([p] * 4), target).item() == pytest.approx(expected, rel=1e-9)
+        value = ExpLogLoss(**INTENDED)(two_class_logits([p] * 4), target).item()
+        assert value == pytest.approx(expected, rel=1e-9)
 
 
 # ---------------------------------------------------------------------------------- gradcheck
 GRADCHECK_LOSSES = [
     DiceLoss(),
+    ExpLogLoss(**INTENDED),
+    ATHLoss(alpha=0.5, gamma=2.0, **INTENDED),
     ExpLogLoss(),
     ExpLogLoss(gamma=0.5),
     ATHLoss(alpha=1.0),
@@ -268,7 +285,7 @@ def test_build_loss_rejects_options_without_effect(name, kwargs, word):
 def test_background_option_hand_computed():
     # Case A with background=True: Dice over classes 0 and 1 (both 5/6), mean -> -ln(5/6);
     # counts + 1: n_0 = 2, n_1 = 2, N = 4, w_0 = w_1 = sqrt(4 / 2); L_cross = sqrt(2) (-ln 0.75) * 2 / 4.
-    value = ExpLogLoss(background=True)(two_class_logits([0.25, 0.75]), labels([0, 1]))
+    value = ExpLogLoss(background=True, **INTENDED)(two_class_logits([0.25, 0.75]), labels([0, 1]))
     expected = math.log(6 / 5) + math.sqrt(2) * 2 * math.log(4 / 3) / 4
     assert value.item() == pytest.approx(expected, rel=1e-10)
 
@@ -293,3 +310,77 @@ def test_background_option_validation_and_build():
     assert build_loss("ath", alpha=0.5, background=True).background is True
     with pytest.raises(TypeError, match="does not take"):
         build_loss("dice", background=True)
+
+
+# ------------------------------------------------------------------ Dice weighting (reference code)
+def reference_attention_exp_dice(probs, target, n_class, alpha):
+    """The reference code's ``AttentionExpDiceLoss`` (HiLab-git/SepNet, models/loss_function.py) written
+    out line by line on probabilities (B, C, ...), including its swapped ``Ldice(n_class - 1, 1)``
+    arguments (smooth = n_class - 1, normaliser batch_size * 1) and its per-class ``Lcross`` loop."""
+    batch_size = probs.shape[0]
+    flat = probs.reshape(batch_size, n_class, -1)[:, 1:]
+    onehot = torch.nn.functional.one_hot(target, n_class).movedim(-1, 1).to(probs.dtype)
+    onehot = onehot.reshape(batch_size, n_class, -1)[:, 1:]
+    attention = torch.exp((flat - onehot) / alpha) * flat
+    label_sum = onehot.sum(2) + 1
+    weights = (label_sum.sum() / label_sum.sum(0)) ** 0.5
+    smooth, normaliser = n_class - 1, 1  # Ldice(smooth, n_class) called as Ldice(n_class - 1, 1)
+    inter = (attention * onehot).sum(2) + smooth
+    union1 = attention.sum(2) + smooth
+    union2 = onehot.sum(2) + smooth
+    l_dice = (-torch.log(2.0 * inter / (union1 + union2))).sum() / (batch_size * normaliser)
+    l_cross = 0.0
+    for i in range(1, n_class):
+        mask = target == i
+        if mask.sum() > 0:
+            l_cross = l_cross + weights[i - 1] * (-torch.log(probs[:, i][mask])).sum()
+    return l_dice + l_cross / label_sum.sum()
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 1e9])
+def test_reference_weighting_equals_the_reference_code(alpha):
+    torch.manual_seed(4)
+    logits = torch.randn(2, 5, 2, 3, 3, dtype=torch.float64)
+    target = torch.randint(0, 5, (2, 2, 3, 3))
+    target[0, 0, 0, :] = 0  # background present; some classes absent from a sample
+    target[1] = torch.where(target[1] == 3, 0, target[1])
+    expected = reference_attention_exp_dice(torch.softmax(logits, 1), target, 5, alpha).item()
+    assert ATHLoss(alpha=alpha)(logits, target).item() == pytest.approx(expected, rel=1e-10)
+    if alpha == 1e9:  # ATH -> exp-log: the same weighting in ExpLogLoss
+        assert ExpLogLoss()(logits, target).item() == pytest.approx(expected, rel=1e-7)
+
+
+def test_reference_dice_term_is_a_sum_over_classes_with_class_count_smoothing():
+    # Uniform p = 1/C everywhere, every class present in equal numbers: each foreground class has the same
+    # Dice, so the reference Dice term is C' times one class's -ln Dice (a sum, not a mean) and its
+    # smoothing is C'. B = 1, C = 4 (C' = 3), 8 voxels, 2 per class: I = 2/4, P = 8/4, G = 2.
+    logits = torch.zeros(1, 4, 1, 1, 8, dtype=torch.float64)
+    target = labels([0, 0, 1, 1, 2, 2, 3, 3])
+    one_reference = -math.log(2 * (0.5 + 3) / (2 + 3 + 2 + 3))
+    one_intended = -math.log((2 * 0.5 + 1) / (2 + 2 + 1))
+    explog_ref, explog_int = ExpLogLoss(), ExpLogLoss(**INTENDED)
+    p = torch.softmax(logits, 1)[:, 1:]
+    g = torch.nn.functional.one_hot(target, 4).movedim(-1, 1).double()[:, 1:]
+    assert explog_ref.dice_term(p, g).item() == pytest.approx(3 * one_reference, rel=1e-12)
+    assert explog_int.dice_term(p, g).item() == pytest.approx(one_intended, rel=1e-12)
+
+
+def test_reference_weighting_barely_penalises_absent_classes():
+    # All background; probability p on the single (absent) foreground class over 4 voxels.
+    # intended: -ln(1 / (4p + 1)); reference (s = 1 here): -ln(2 / (4p + 2)), half the slope at p = 0.
+    target = labels([0, 0, 0, 0])
+    for p in (0.01, 0.3):
+        logits = two_class_logits([p] * 4)
+        assert ExpLogLoss()(logits, target).item() == pytest.approx(math.log(2 * p + 1), rel=1e-9)
+        assert ExpLogLoss(**INTENDED)(logits, target).item() == pytest.approx(math.log(4 * p + 1), rel=1e-9)
+
+
+def test_dice_weighting_option_validation_and_build():
+    assert DICE_WEIGHTINGS == ("reference", "intended")
+    assert ExpLogLoss().dice_weighting == "reference" and ATHLoss().dice_weighting == "reference"
+    assert build_loss("ath", alpha=0.5, dice_weighting="intended").dice_weighting == "intended"
+    assert "dice_weighting='intended'" in repr(build_loss("explog", dice_weighting="intended"))
+    with pytest.raises(ValueError, match="dice_weighting must be one of reference, intended"):
+        ATHLoss(dice_weighting="mean")
+    with pytest.raises(TypeError, match="does not take"):
+        build_loss("dice", dice_weighting="reference")

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from sepnet_core.training import (
     load_model,
     preset,
 )
+from sepnet_core.training.config import CPU_TRAIN_STEPS, validation_epochs
 from sepnet_core.training.distributed import pick_device
 
 SHAPE = (16, 32, 32)  # (z, y, x) voxels of the synthetic cases: 3 validation windows of 8 x 32 x 32
@@ -105,6 +107,44 @@ def test_paper_preset_is_the_reference_setting():
     assert cfg.patch_size == (16, 120, 120) and cfg.data.crop_yx == (256, 256)
     assert (cfg.data.sampling, cfg.data.augment_flip) == ("uniform", False)
     assert (cfg.val_mode, cfg.select_by) == ("reference", "mean_dice")
+    assert cfg.optim.schedule == "step" and cfg.dice_weighting == "reference"
+    assert validation_epochs(cfg) == list(range(1, 401))  # every epoch, as the reference code
+
+
+def test_cpu_preset_learns_with_the_papers_loss_a_poly_schedule_and_a_learning_curve():
+    cfg = preset("cpu")
+    assert (cfg.loss, cfg.dice_weighting, cfg.loss_background) == ("ath", "reference", False)
+    assert cfg.optim.schedule == "poly" and cfg.optim.poly_power == 0.9 and cfg.optim.warmup_steps > 0
+    assert cfg.epochs * cfg.iterations_per_epoch == CPU_TRAIN_STEPS
+    assert len(validation_epochs(cfg)) >= 8
+    longer = dataclasses.replace(cfg, epochs=4 * cfg.epochs)  # the validation count does not depend on length
+    assert len(validation_epochs(longer)) == len(validation_epochs(cfg))
+
+
+@pytest.mark.parametrize(
+    ("epochs", "every", "points", "expected"),
+    [(10, 1, None, list(range(1, 11))), (10, 3, None, [3, 6, 9, 10]), (10, 1, 4, [2, 5, 8, 10]),
+     (3, 1, 12, [1, 2, 3]), (36, 1, 12, list(range(3, 37, 3)))],
+)
+def test_validation_epochs(epochs, every, points, expected):
+    cfg = preset("smoke", epochs=epochs, validate_every=every, val_points=points)
+    assert validation_epochs(cfg) == expected
+
+
+@pytest.mark.parametrize(("item", "match"), [
+    ("val_points=0", "val_points"), ("val_overlap=1", "val_overlap"), ("amp=fp8", "auto, bf16, off"),
+    ("optim.schedule=linear", "poly"), ("optim.warmup_steps=-1", "warmup_steps"),
+    ("dice_weighting=mean", "reference, intended"),
+])
+def test_new_settings_are_validated(item, match):
+    with pytest.raises(ValueError, match=match):
+        apply_overrides(preset("smoke"), [item])
+
+
+def test_old_boolean_amp_reads_as_a_mode():
+    data = preset("smoke").to_dict()
+    assert TrainConfig.from_dict({**data, "amp": True}).amp == "auto"
+    assert TrainConfig.from_dict({**data, "amp": False}).amp == "off"
 
 
 @pytest.mark.parametrize("name", ["paper", "cpu", "smoke"])
@@ -133,7 +173,12 @@ def test_unknown_preset_lists_the_valid_ones():
         ("data.crop_yx=none", lambda c: c.data.crop_yx, None),
         ("data.crop_yx=128,96", lambda c: c.data.crop_yx, (128, 96)),
         ("data.augment_flip=true", lambda c: c.data.augment_flip, True),
-        ("amp=off", lambda c: c.amp, False),
+        ("amp=off", lambda c: c.amp, "off"),
+        ("amp=bf16", lambda c: c.amp, "bf16"),
+        ("optim.schedule=cosine", lambda c: c.optim.schedule, "cosine"),
+        ("val_points=9", lambda c: c.val_points, 9),
+        ("val_overlap=0.25", lambda c: c.val_overlap, 0.25),
+        ("dice_weighting=intended", lambda c: c.dice_weighting, "intended"),
         ("data.data_root=/x/y", lambda c: c.data.data_root, "/x/y"),
     ],
 )
@@ -335,9 +380,102 @@ def test_cli_errors_are_one_line(args, match, tmp_path, data_root, capsys):
 def test_loss_background_reaches_the_loss_and_is_validated():
     from sepnet_core.training.loop import loss_options
 
-    assert loss_options(preset("smoke")) == {"alpha": 1.0, "background": False}
-    config = apply_overrides(preset("smoke"), ["loss=explog", "loss_background=true"])
-    assert loss_options(config) == {"background": True}
+    assert loss_options(preset("smoke")) == {"alpha": 1.0, "background": False, "dice_weighting": "reference"}
+    config = apply_overrides(preset("smoke"),
+                             ["loss=explog", "loss_background=true", "dice_weighting=intended"])
+    assert loss_options(config) == {"background": True, "dice_weighting": "intended"}
+    assert loss_options(apply_overrides(preset("smoke"), ["loss=dice"])) == {}
     assert TrainConfig.from_dict(config.to_dict()).loss_background is True
     with pytest.raises(ValueError, match="loss_background"):
         apply_overrides(preset("smoke"), ["loss=dice", "loss_background=true"])
+
+
+# ------------------------------------------------------------------- schedule, precision, curves
+def test_poly_schedule_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    """Warm-up + poly decay stepped per optimiser step: the logged rates follow the formula, and a run
+    stopped after epoch 2 and resumed ends with the weights and log of an uninterrupted one."""
+    from sepnet_core.training.schedule import lr_factor
+
+    config = apply_overrides(smoke(data_root, epochs=4), ["optim.schedule=poly", "optim.warmup_steps=3",
+                                                          "optim.lr=0.002"])
+    fit(config, tmp_path / "whole")
+    rows = read_log(tmp_path / "whole" / "log.csv")
+    total = config.epochs * config.iterations_per_epoch
+    expected = [0.002 * lr_factor("poly", 2 * e, total, 3, 0.9) for e in range(4)]  # lr at each epoch start
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-12)
+
+    def stop_after_second_epoch(event):
+        if event["epoch"] == 2:
+            raise Stop
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Stop):
+        fit(config, out, callback=stop_after_second_epoch)
+    fit(config, out, resume=True)
+    assert_same_weights(out / "last.pt", tmp_path / "whole" / "last.pt")
+    assert [r["lr"] for r in read_log(out / "log.csv")] == [r["lr"] for r in rows]
+    assert load_checkpoint(out / "last.pt")["scheduler_state"]["last_epoch"] == total
+
+
+def test_validation_points_and_overlap_reach_the_log(data_root, tmp_path, monkeypatch):
+    from sepnet_core.training import loop
+
+    seen = []
+    real = loop.validate
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["overlap"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", spy)
+    config = smoke(data_root, epochs=5, val_points=2, val_overlap=0.25)
+    fit(config, tmp_path / "run")
+    rows = read_log(tmp_path / "run" / "log.csv")
+    validated = [int(r["epoch"]) for r in rows if r["val_mean_dice"] not in ("", "nan")]
+    assert validated == validation_epochs(config) == [2, 5]
+    assert seen == [0.25, 0.25]
+    assert all(float(r["seconds"]) > 0 and r["train_loss"] for r in rows)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_cpu_training_precision_paths(data_root, tmp_path, monkeypatch, amp):
+    """amp=off trains float32 on CPU; amp=bf16 runs the forward pass under bf16 autocast on CPU, the
+    loss in float32 either way."""
+    from sepnet_core.training import loop
+
+    outputs, inputs = [], []
+    real_build, real_loss = ModelConfig.build, loop.build_loss
+
+    def build(self):
+        model = real_build(self)
+        model.register_forward_hook(lambda m, args, out: outputs.append(out.dtype) if m.training else None)
+        return model
+
+    def build_loss(*args, **kwargs):
+        loss = real_loss(*args, **kwargs)
+        loss.register_forward_pre_hook(lambda module, args: inputs.append(args[0].dtype))
+        return loss
+
+    monkeypatch.setattr(ModelConfig, "build", build)
+    monkeypatch.setattr(loop, "build_loss", build_loss)
+    fit(smoke(data_root, epochs=1, amp=amp), tmp_path / "run")
+    assert set(outputs) == {torch.bfloat16 if amp == "bf16" else torch.float32} and len(outputs) == 2
+    assert set(inputs) == {torch.float32}
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["amp"] is (amp == "bf16")
+    assert math.isfinite(float(read_log(tmp_path / "run" / "log.csv")[0]["train_loss"]))
+
+
+def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
+    from sepnet_core.training import precision
+
+    with_bf16, without = tmp_path / "with", tmp_path / "without"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert precision.cpu_has_native_bf16(str(with_bf16)) is True
+    assert precision.cpu_has_native_bf16(str(without)) is False
+    for native in (True, False):
+        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
+        assert precision.use_bf16("auto", "cpu") is native
+        assert precision.use_bf16("bf16", "cpu") is True
+        assert precision.use_bf16("off", "cpu") is False
+    assert precision.use_bf16("auto", "cuda:0") is True and precision.use_bf16("bf16", "mps") is False

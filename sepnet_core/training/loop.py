@@ -7,7 +7,8 @@ the run has finished, ``summary.json`` (seed, config hash, versions, device, bes
 :mod:`sepnet_core.training.summary`).
 
 The loop reads top to bottom, as in nanoGPT: set up (folder, device, seeds, data, model, optimiser,
-resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, one StepLR step,
+resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, the learning-rate schedule
+(:mod:`sepnet_core.training.schedule`: per step or per epoch),
 whole-volume validation, checkpoint, log row. ``resume=True`` restores the model, optimiser,
 scheduler, every random state, the step counter and the best score from ``last.pt`` and truncates the
 log to that step, so on CPU a stopped-and-resumed run ends with exactly the weights of an
@@ -44,8 +45,10 @@ from sepnet_core.intensity import get_intensity
 from sepnet_core.losses import build_loss
 from sepnet_core.training import distributed as D
 from sepnet_core.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
-from sepnet_core.training.config import TrainConfig
+from sepnet_core.training.config import TrainConfig, validation_epochs
 from sepnet_core.training.data import AIR_HU, load_split
+from sepnet_core.training.precision import use_bf16
+from sepnet_core.training.schedule import build_schedule
 from sepnet_core.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
 from sepnet_core.training.summary import SUMMARY_NAME, write_summary
 from sepnet_core.training.validation import metric_names, validate
@@ -57,7 +60,7 @@ logger = logging.getLogger(__name__)
 RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", SUMMARY_NAME)
 """Files a run folder holds (``summary.json`` only once the run has finished)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
-    "epochs", "device", "amp", "num_workers", "validate_every", "data.data_root"
+    "epochs", "device", "amp", "num_workers", "validate_every", "val_points", "data.data_root"
 )
 """Config keys that may differ between a stopped run and its resumption (e.g. to extend a run)."""
 LOG_COLUMNS: tuple[str, ...] = (
@@ -75,6 +78,7 @@ def loss_options(config: TrainConfig) -> dict[str, Any]:
         options["alpha"] = config.alpha
     if config.loss in ("ath", "explog"):
         options["background"] = config.loss_background
+        options["dice_weighting"] = config.dice_weighting
     return options
 
 
@@ -246,7 +250,7 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     _on_main(info, lambda: _check_run_dir(config, out, resume, force))
 
     # ---- seeds, model
-    amp = config.amp and device.type == "cuda"
+    amp = use_bf16(config.amp, device)  # bf16 autocast (sepnet_core.training.precision)
     if config.num_workers:
         warnings.warn(f"num_workers={config.num_workers} has no effect: patches are cut in the main "
                       "process from volumes held in memory", stacklevel=3)
@@ -274,8 +278,7 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     # ---- optimiser, schedule, loss
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr,
                                  weight_decay=config.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.optim.step_every_epochs, gamma=config.optim.gamma)
+    scheduler = build_schedule(optimizer, config.optim, config.epochs * config.iterations_per_epoch)
     loss_fn = build_loss(config.loss, **loss_options(config))
 
     # ---- resume
@@ -309,6 +312,7 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
 
     # ---- epochs
     show = info.is_main and sys.stderr.isatty()
+    validate_at = set(validation_epochs(config))
     for epoch in range(start_epoch, config.epochs):
         started = time.time()
         lr = optimizer.param_groups[0]["lr"]
@@ -325,19 +329,20 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.after_step()  # per-step schedules (poly, cosine)
             step += 1
             losses.append(loss.detach())
             if show:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
-        scheduler.step()
+        scheduler.after_epoch()  # per-epoch schedules (the paper's StepLR)
         train_loss = D.mean_over_ranks(info, torch.stack(losses).mean().item())
 
         # ---- validate (rank 0)
         last_epoch = epoch + 1 == config.epochs
         scores = {name: math.nan for name in metric_names()}
-        if info.is_main and valid and ((epoch + 1) % config.validate_every == 0 or last_epoch):
+        if info.is_main and valid and (epoch + 1 in validate_at or last_epoch):
             scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device, amp=amp,
-                              batch_size=config.batch_size)
+                              batch_size=config.batch_size, overlap=config.val_overlap)
         improved = _better(scores[config.select_by], best) or (not valid and info.is_main)
         if improved and valid:
             best = scores[config.select_by]

@@ -38,6 +38,7 @@ def validate(
     device: torch.device | str = "cpu",
     amp: bool = False,
     batch_size: int = 1,
+    overlap: float | None = None,
 ) -> dict[str, float]:
     """Segment every case and score it.
 
@@ -50,6 +51,8 @@ def validate(
         device: Device to run on.
         amp: Autocast during inference (CUDA only).
         batch_size: Windows per forward pass.
+        overlap: "gaussian" mode: fraction of a window shared with its neighbour (fewer windows when
+            smaller); ``None`` for :func:`~sepnet_core.inference.sliding.predict_volume`'s default.
 
     Returns:
         ``{"mean_dice": ..., "weighted_dice": ..., "dice_<organ key>": ...}``: per-organ Dice averaged
@@ -66,7 +69,8 @@ def validate(
             # float32 probabilities, as `sepnet predict` (inference.ensemble) uses: float16 rounding
             # turns near-ties into different argmax labels, and the logged Dice must be what a user
             # reproduces with predict + evaluate (tests/test_validation_vs_evaluate.py).
-            probs = predict_volume(model, case.image, patch_size, mode=mode, batch_size=batch_size,
+            probs = predict_volume(model, case.image, patch_size, overlap=overlap, mode=mode,
+                                   batch_size=batch_size,
                                    device=device, amp=amp and torch.device(device).type == "cuda",
                                    out_dtype=np.float32)
             pred = probs.argmax(axis=0).astype(np.uint8)
