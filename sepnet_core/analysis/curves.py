@@ -1,0 +1,107 @@
+"""Learning curves: a run's ``log.csv`` as a curve table, and a figure of several runs' curves.
+
+A run folder's ``log.csv`` (:data:`sepnet_core.training.LOG_COLUMNS`) has one row per epoch; the
+validation columns are empty (NaN) in epochs without validation. :func:`read_curve` returns that table
+with the columns a curve needs (``epoch``, ``step``, ``lr``, ``train_loss``, ``val_mean_dice``,
+``val_weighted_dice``, ``seconds``) plus ``elapsed_s`` (cumulative training seconds) and ``validated``
+(whether the row has a validation score). :func:`plot_curves` draws validation mean Dice and training
+loss against the optimiser step for several runs.
+
+Example:
+    >>> curves = {run: read_curve(f"work/cpu/runs/{run}") for run in runs}  # doctest: +SKIP
+    >>> fig = plot_curves(curves)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = ["CURVE_COLUMNS", "read_curve", "validation_points", "plot_curves"]
+
+CURVE_COLUMNS: tuple[str, ...] = (
+    "epoch", "step", "lr", "train_loss", "val_mean_dice", "val_weighted_dice", "seconds", "elapsed_s",
+    "validated",
+)
+"""Columns of :func:`read_curve`'s table."""
+_REQUIRED = ("epoch", "step", "lr", "train_loss", "val_mean_dice", "seconds")
+
+
+def read_curve(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A run's learning curve from its ``log.csv``.
+
+    Args:
+        path: A run folder (holding ``log.csv``) or the ``log.csv`` file itself (e.g. a committed copy
+            under ``results/``).
+
+    Returns:
+        One row per logged epoch, sorted by ``step``, with :data:`CURVE_COLUMNS` (``val_weighted_dice``
+        NaN if the log has none; ``elapsed_s`` the cumulative sum of ``seconds``).
+
+    Raises:
+        FileNotFoundError: no ``log.csv`` at ``path``.
+        ValueError: the file lacks a required column (named) or has no rows.
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "log.csv"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no training log (log.csv) here")
+    table = pd.read_csv(file)
+    missing = [c for c in _REQUIRED if c not in table.columns]
+    if missing:
+        raise ValueError(f"{file}: not a training log, column(s) {missing} missing")
+    if table.empty:
+        raise ValueError(f"{file}: the training log has no rows")
+    if "val_weighted_dice" not in table.columns:
+        table["val_weighted_dice"] = np.nan
+    table = table.sort_values("step", kind="stable").reset_index(drop=True)
+    table["elapsed_s"] = table["seconds"].cumsum()
+    table["validated"] = table["val_mean_dice"].notna()
+    return table[list(CURVE_COLUMNS)]
+
+
+def validation_points(curve: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a curve that carry a validation score (``step``, ``val_mean_dice``, ...)."""
+    return curve[curve["val_mean_dice"].notna()].reset_index(drop=True)
+
+
+def plot_curves(curves: Mapping[str, pd.DataFrame], title: str | None = None,
+                dice_threshold: float | None = None) -> Figure:
+    """Validation mean Dice (left) and training loss (right) against the optimiser step, one line per run.
+
+    Args:
+        curves: Run name -> :func:`read_curve` table.
+        title: Optional figure title.
+        dice_threshold: Optional horizontal line on the Dice panel (e.g. the trained-model gate's 0.65).
+
+    Returns:
+        Figure with two axes.
+
+    Raises:
+        ValueError: no curves.
+    """
+    if not curves:
+        raise ValueError("plot_curves needs at least one curve")
+    fig = Figure(figsize=(11.0, 4.0), layout="constrained")
+    dice_ax, loss_ax = fig.subplots(1, 2)
+    for name, curve in curves.items():
+        points = validation_points(curve)
+        (line,) = dice_ax.plot(points["step"], points["val_mean_dice"], "o-", markersize=3, label=name)
+        loss_ax.plot(curve["step"], curve["train_loss"], "-", color=line.get_color(), label=name)
+    if dice_threshold is not None:
+        dice_ax.axhline(dice_threshold, color="grey", linestyle=":", linewidth=1)
+    dice_ax.set(xlabel="optimiser step", ylabel="validation mean Dice", ylim=(0.0, 1.0),
+                title="validation (whole volumes)")
+    loss_ax.set(xlabel="optimiser step", ylabel="training loss (epoch mean)", title="training loss")
+    for ax in (dice_ax, loss_ax):
+        ax.grid(alpha=0.3)
+    dice_ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
