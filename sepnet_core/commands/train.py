@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Train one network. Presets: 'paper' = the reference settings (SepNet b=24, Adam lr 1e-3, "
             "weight decay 1e-8, StepLR x0.9 every 10 epochs, 400 epochs x 100 iterations, batch 4 of "
-            "16x120x120 voxel patches (z, y, x), 256x256 in-plane crop, SLF-1, ATH loss alpha 1); "
-            "'cpu' = the phantom's cpu profile on 2 CPU cores in a few minutes; 'smoke' = seconds, for "
+            "16x120x120 voxel patches (z, y, x), 256x256 in-plane crop, SLF-1, ATH loss alpha 1 with the "
+            "reference code's Dice weighting); 'cpu' = the phantom's cpu profile on CPU cores (SepNet b=8, "
+            "warm-up + poly decay, 12 validations); 'smoke' = seconds, for "
             "tests. The run folder receives config.json, log.csv, last.pt, best.pt and, once finished, "
             "summary.json (seed, config hash, versions, best epoch). "
             "Under torchrun every process trains on its own patches and rank 0 writes."
@@ -43,11 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override a config value, repeatable; dotted keys, e.g. epochs=20, "
                              "optim.lr=5e-4 (learning rate), model.base=16 (channels), "
                              "patch_size=16x64x64 (voxels z,y,x), data.crop_yx=none, data.sampling=organ, "
-                             "data.augment_flip=true, device=cuda, seed=1")
+                             "data.augment_flip=true, device=cuda, seed=1, amp=off (auto|bf16|off), "
+                             "optim.schedule=step (step|poly|cosine), dice_weighting=intended, "
+                             "val_points=8")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from last.pt (its config.json is the base "
-                             "config; only epochs, device, amp, num_workers, validate_every and "
-                             "data.data_root may change)")
+                             "config; only epochs, device, amp, num_workers, validate_every, val_points "
+                             "and data.data_root may change)")
     parser.add_argument("--force", action="store_true",
                         help="start a new run even if --out already holds one (its run files are replaced)")
     parser.set_defaults(func=run)

@@ -350,6 +350,9 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # the run (our deviation from the paper's StepLR: a short run has to converge in its budget),
     # CPU_TRAIN_STEPS steps in epochs of 30, validated at 12 evenly spaced epochs (the learning curve);
     # the loss is the paper's (reference Dice weighting); architecture (dropout 0.5) as the paper.
+    # float32 (amp="off"): bf16 autocast measured 0.93x the fp32 step time at 1 thread and 1.07x at 2
+    # threads on this 2-core avx512_bf16 machine (benchmarks/bench_cpu_training.py), and a bf16 run of
+    # this preset went NaN within its first epoch (sepnet_core.training.precision).
     "cpu": {
         "model": ModelConfig(base=8),
         "data": DataConfig(crop_yx=None, sampling="organ", organ_fraction=0.5),
@@ -358,6 +361,7 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "batch_size": 2,
         "epochs": CPU_TRAIN_STEPS // CPU_STEPS_PER_EPOCH,
         "iterations_per_epoch": CPU_STEPS_PER_EPOCH,
+        "amp": "off",
         "val_points": 12,
         "val_mode": "gaussian",
     },

@@ -11,6 +11,15 @@
 The loss is always computed in float32 (``logits.float()``). Older run configs hold ``amp`` as a
 boolean: ``True`` reads as ``"auto"``, ``False`` as ``"off"`` (:func:`normalise_amp`).
 
+Measured on this project's 2-core avx512_bf16 machine (no AMX; ``benchmarks/bench_cpu_training.py``,
+the ``cpu`` preset's SepNet b=8, batch 2 of 16 x 64 x 64): bf16 is no clear win (0.93x the fp32 step
+time at 1 thread, 1.07x at 2 threads, machine shared), and ``cpu``-preset runs under bf16 autocast
+on CPU reached NaN logits within their first epoch (step 14; 3 of 4 one-epoch tries by
+:func:`~sepnet_core.training.fit`, with the fused and with the plain forward path), where the float32
+run and one bf16 try without ``torch.use_deterministic_algorithms`` (which ``fit`` sets on CPU) stayed
+finite; the cause is not found. So the ``cpu`` and ``smoke`` presets train float32 (``amp="off"``);
+``"auto"`` is the paper preset's setting, meant for GPUs.
+
 Example:
     >>> use_bf16("off", "cuda"), use_bf16("bf16", "cpu"), use_bf16("auto", "mps")
     (False, True, False)
