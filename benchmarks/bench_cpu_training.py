@@ -4,14 +4,17 @@
    (SepNet b=8, batch 2 of 16 x 64 x 64), float32 against bf16 autocast, interleaved round by round
    so that machine noise hits both alike, at 1 thread and at 2 threads. Prints the median step time
    and the bf16/fp32 ratio, and whether this CPU has native bf16 (what ``amp="auto"`` decides on).
-2. Validation windows: a cpu-preset network trained for ``--train-steps`` steps on phantom cases is
-   validated with ``val_overlap`` 0.5 (the default), 0.25 and 0 (and bf16 inference at 0.5): seconds
-   and mean Dice of each, so that fewer windows are used only where the score hardly changes.
+2. Validation windows: a cpu-preset network trained for ``--train-steps`` steps on phantom cases (or
+   ``--checkpoint`` on ``--data``) is validated with ``val_overlap`` 0.5 (the default), 0.25 and 0 (and
+   bf16 inference at 0.5): seconds and mean Dice of each, so that fewer windows are used only where
+   the score hardly changes (measure on a trained network: an untrained one's Dice says nothing).
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cpu_training.py            # ~5-10 min on 2 cores
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cpu_training.py --quick    # a check, ~1 min
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_cpu_training.py --skip-steps \
+        --checkpoint RUN/best.pt --data DATA                                        # overlap on a trained net
 """
 
 from __future__ import annotations
@@ -81,18 +84,24 @@ def step_times(rounds: int, steps: int, threads: int) -> list[dict]:
              "ratio_to_fp32": round(bf16 / fp32, 3)}]
 
 
-def validation_windows(train_steps: int, rounds: int, work: Path) -> list[dict]:
-    """Validation seconds and mean Dice of a briefly trained cpu-preset network for several overlaps."""
-    data = work / "data"
-    write_dataset(data, cases=8, seed=0, profile="cpu", split={"train": 6, "valid": 2}, workers=1)
-    config = apply_overrides(preset("cpu", data_root=str(data)),
-                             [f"epochs={max(1, train_steps // 30)}", "iterations_per_epoch=30",
-                              "amp=off", "val_points=1"])
-    started = time.perf_counter()
-    fit(config, work / "run")
-    print(f"trained {config.epochs * 30} steps in {time.perf_counter() - started:.0f} s", flush=True)
-    net = load_model(work / "run" / "last.pt").model.eval()
-    cases = load_split(str(data), "valid", config_intensity(config), config.data.crop_yx)
+def validation_windows(train_steps: int, rounds: int, work: Path, checkpoint: Path | None = None,
+                       data: Path | None = None) -> list[dict]:
+    """Validation seconds and mean Dice for several overlaps, of ``checkpoint`` on ``data``/valid or of a
+    cpu-preset network trained here for ``train_steps`` steps on new phantom cases."""
+    if checkpoint is None:
+        data = work / "data"
+        write_dataset(data, cases=8, seed=0, profile="cpu", split={"train": 6, "valid": 2}, workers=1)
+        config = apply_overrides(preset("cpu", data_root=str(data)),
+                                 [f"epochs={max(1, train_steps // 30)}", "iterations_per_epoch=30",
+                                  "amp=off", "val_points=1"])
+        started = time.perf_counter()
+        fit(config, work / "run")
+        print(f"trained {config.epochs * 30} steps in {time.perf_counter() - started:.0f} s", flush=True)
+        checkpoint = work / "run" / "last.pt"
+    loaded = load_model(checkpoint)
+    net = loaded.model.eval()
+    config = preset("cpu")
+    cases = load_split(str(data), "valid", loaded.intensity, loaded.crop_yx)
     rows: dict[str, list] = {}
     variants = [("overlap 0.5", 0.5, False), ("overlap 0.25", 0.25, False), ("overlap 0", 0.0, False),
                 ("overlap 0.5 bf16", 0.5, True)]
@@ -115,12 +124,6 @@ def validation_windows(train_steps: int, rounds: int, work: Path) -> list[dict]:
     return out
 
 
-def config_intensity(config):
-    from sepnet_core.intensity import get_intensity
-
-    return get_intensity(config.intensity)
-
-
 def _bf16_validate(net, cases, patch_size, overlap, batch_size) -> float:
     """Mean foreground Dice (organs averaged over cases, then over organs) with bf16 CPU inference."""
     per_organ: dict[int, list[float]] = {}
@@ -141,15 +144,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3, help="steps per timed round (default: 3)")
     parser.add_argument("--train-steps", type=int, default=300,
                         help="steps the network is trained before the validation part (default: 300)")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="validation part: use this trained checkpoint instead of training one")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="with --checkpoint: data set whose valid/ split is validated")
+    parser.add_argument("--skip-steps", action="store_true", help="skip the training-step part")
     parser.add_argument("--csv", action="store_true", help="write results/benchmarks/cpu_training.csv")
     args = parser.parse_args(argv)
     rounds, steps, train_steps = (2, 1, 30) if args.quick else (args.rounds, args.steps, args.train_steps)
+    if args.checkpoint is not None and args.data is None:
+        parser.error("--checkpoint needs --data (the data set whose valid/ split is validated)")
     load_before = load_average()
-    rows = step_times(rounds, steps, threads=1) + step_times(rounds, steps, threads=2)
-    print_table(rows)
+    rows = []
+    if not args.skip_steps:
+        rows = step_times(rounds, steps, threads=1) + step_times(rounds, steps, threads=2)
+        print_table(rows)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        rows += validation_windows(train_steps, max(1, rounds // 2), Path(tmp))
+        rows += validation_windows(train_steps, max(1, rounds // 2), Path(tmp), args.checkpoint, args.data)
     rows = [{**r, "mean_dice": r.get("mean_dice", "")} for r in rows]
     info = {**machine_info(), "native_bf16": cpu_has_native_bf16(), "load_before": load_before,
             "load_after": load_average(), "rounds": rounds}
