@@ -157,3 +157,12 @@ def test_plot_curves_draws_one_line_per_run(tmp_path):
     assert len(loss_ax.get_lines()) == 2
     with pytest.raises(ValueError, match="at least one"):
         plot_curves({})
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from sepnet_core.analysis import gate
+
+    result = doctest.testmod(gate, verbose=False)
+    assert result.failed == 0 and result.attempted > 0

@@ -479,3 +479,12 @@ def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
         assert precision.use_bf16("bf16", "cpu") is True
         assert precision.use_bf16("off", "cpu") is False
     assert precision.use_bf16("auto", "cuda:0") is True and precision.use_bf16("bf16", "mps") is False
+
+
+@pytest.mark.parametrize("name", ["config", "schedule", "precision"])
+def test_docstring_examples_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"sepnet_core.training.{name}"), verbose=False)
+    assert result.failed == 0 and result.attempted > 0
