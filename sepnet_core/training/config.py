@@ -353,6 +353,9 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # float32 (amp="off"): bf16 autocast measured 0.93x the fp32 step time at 1 thread and 1.07x at 2
     # threads on this 2-core avx512_bf16 machine (benchmarks/bench_cpu_training.py), and a bf16 run of
     # this preset went NaN within its first epoch (sepnet_core.training.precision).
+    # Validation keeps the default half-overlap windows: on a network at validation mean Dice 0.61,
+    # val_overlap=0.25 took 0.61x the time but scored 0.022 lower, overlap 0 0.28x and 0.20 lower
+    # (bench_cpu_training.py --checkpoint); 12 validations of the 2 valid cases cost about 2 minutes.
     "cpu": {
         "model": ModelConfig(base=8),
         "data": DataConfig(crop_yx=None, sampling="organ", organ_fraction=0.5),
