@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from sepnet_core import __version__
 from sepnet_core.errors import SepNetError
 
-COMMANDS: tuple[str, ...] = ("phantom", "train", "predict", "evaluate")
+COMMANDS: tuple[str, ...] = ("phantom", "split", "train", "predict", "evaluate")
 """Sub-command module names under :mod:`sepnet_core.commands`, in ``--help`` order."""
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
