@@ -55,7 +55,8 @@ def test_default_counts_and_parsing():
     assert default_counts(3) == {"train": 1, "valid": 1, "test": 1}
     with pytest.raises(ValueError, match="at least 3"):
         default_counts(2)
-    assert parse_counts("40,5,5") == parse_counts("test=5,train=40,valid=5") == {"train": 40, "valid": 5, "test": 5}
+    expected = {"train": 40, "valid": 5, "test": 5}
+    assert parse_counts("40,5,5") == parse_counts("test=5,train=40,valid=5") == expected
     for bad in ("40,5", "a,b,c", "train=40,valid=5,tst=5", "0,5,5", "40,-1,11"):
         with pytest.raises(ValueError, match="counts"):
             parse_counts(bad)
@@ -163,5 +164,6 @@ def test_pipeline_checks_splits_before_running_any_stage(tmp_path, capsys):
     code = pipeline(["--root", str(repo), "--profile", "paper", "--data-root", str(root), "--no-build"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
-    assert err.startswith(f"pipeline: error: {root}/train: split folder does not exist") and "sepnet split" in err
+    assert err.startswith(f"pipeline: error: {root}/train: split folder does not exist")
+    assert "sepnet split" in err
     assert sorted(p.name for p in repo.iterdir()) == []  # nothing ran, nothing written

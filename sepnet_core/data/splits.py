@@ -245,7 +245,8 @@ def make_splits(plan: SplitPlan, force: bool = False) -> bool:
     return True
 
 
-def require_splits(root: str | os.PathLike[str], splits: Sequence[str], labels: bool = True) -> dict[str, int]:
+def require_splits(root: str | os.PathLike[str], splits: Sequence[str],
+                   labels: bool = True) -> dict[str, int]:
     """Check up front that each split a stage needs exists and holds cases (with labels).
 
     Args:
