@@ -131,9 +131,10 @@ def fit(
         except ValueError as exc:
             raise SepNetError(f"batch_size: {exc}") from None
         # CPU kernels have deterministic variants at no real cost: demand them (warn if an op has none).
-        # On CUDA (not deterministic, see seeding.deterministic_algorithms) let cuDNN time its
-        # convolution algorithms once per shape: the patch shape never changes during training.
-        torch.backends.cudnn.benchmark = device.type == "cuda"
+        # On CUDA (not deterministic unless the caller asked, see seeding.deterministic_algorithms) let
+        # cuDNN time its convolution algorithms once per shape: the patch shape never changes in training.
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
         with deterministic_algorithms(device.type == "cpu"):
             return _fit(config, Path(out_dir), resume, force, callback, info, device)
     finally:
