@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "DATA_ROOT/splits.json. Patients are sorted by name and permuted with --seed. Default for "
             "50 patients: 35 train / 5 valid / 10 test (ours: the paper trains on 40 and validates on 10; "
             "we keep 10 for testing and 5 to pick the best checkpoint); other numbers of patients: "
-            "70/10/20 %%. Running it again with the same settings changes nothing."
+            "70/10/20 %. Running it again with the same settings changes nothing."
         ),
         allow_abbrev=False,
     )
