@@ -234,4 +234,5 @@ def test_package_versions_name_the_stack():
     versions = package_versions()
     assert versions["sepnet_core"] and versions["numpy"] == np.__version__
     assert versions["pydicom"] and versions["SimpleITK"] and versions["torch"]
+    assert versions["python-gdcm"] and versions["nibabel"]  # the DICOM decoder and the NIfTI header reader
     assert package_versions(("surely-not-installed-xyz",))["surely-not-installed-xyz"] is None
