@@ -10,8 +10,9 @@ and voxel order of the input file or series):
   run time;
 * with ``--rtstruct`` (DICOM input only): ``rtstruct.dcm``, a DICOM RT Structure Set referencing the
   input series, one ROI per organ found (plus, with ``--uncertainty-roi T``, the voxels above T nats);
-* with ``--statistics``: ``statistics.json``, per organ volume (cm3), mean HU, mean uncertainty and a
-  high-uncertainty flag against ``--uncertainty-reference`` (see :mod:`sepnet_core.clinical.statistics`);
+* with ``--statistics``: ``organ_statistics.json``, per organ volume (cm3), mean HU, mean uncertainty and a
+  high-uncertainty flag against ``--uncertainty-reference`` (see :mod:`sepnet_core.clinical.statistics`),
+  and ``statistics.json``, per organ volume (mm3) and intensity (mean HU) in TotalSegmentator's schema;
 * with ``--preview``: ``preview.png``, axial/coronal/sagittal views with labels and uncertainty.
 
 All-or-nothing: the files are written into a hidden temporary sibling folder that is renamed to
@@ -42,6 +43,7 @@ import numpy as np
 
 from sepnet_core import __version__
 from sepnet_core.clinical.outputs import PREVIEW_NAME, RTSTRUCT_NAME, STATISTICS_NAME, ClinicalOptions
+from sepnet_core.clinical.statistics import ORGAN_STATISTICS_NAME
 from sepnet_core.data.inputs import INPUT_READERS, InputReader, InputVolume, read_input
 from sepnet_core.errors import SepNetError, SepNetInputError
 
@@ -54,7 +56,7 @@ LABELS_NAME = "labels.nii.gz"
 UNCERTAINTY_NAME = "uncertainty.nii.gz"
 REPORT_NAME = "report.json"
 OUTPUT_NAMES: tuple[str, ...] = (LABELS_NAME, UNCERTAINTY_NAME, REPORT_NAME, RTSTRUCT_NAME, STATISTICS_NAME,
-                                 PREVIEW_NAME)
+                                 ORGAN_STATISTICS_NAME, PREVIEW_NAME)
 """Every file ``sepnet predict`` may write into its output folder."""
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
@@ -273,8 +275,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "labels.nii.gz (uint8, labels 0..22), uncertainty.nii.gz (float32, nats: vote entropy of the "
             "members, or the predictive entropy for a single checkpoint), both on the input's voxel grid, "
             "and report.json (checkpoints with SHA-256, versions, device, run time); optionally "
-            "rtstruct.dcm (DICOM RT Structure Set), statistics.json (organ volume in cm3 = ml, mean HU, "
-            "mean uncertainty, high-uncertainty flag) and preview.png."
+            "rtstruct.dcm (DICOM RT Structure Set), organ_statistics.json (organ volume in cm3 = ml, mean "
+            "HU, mean uncertainty, high-uncertainty flag) with statistics.json (TotalSegmentator's schema: "
+            "volume mm3, intensity HU) and preview.png."
         ),
         allow_abbrev=False,
     )
@@ -295,8 +298,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --rtstruct, add an ROI of the voxels whose uncertainty exceeds NATS "
                              "(e.g. 0.5; default: none)")
     parser.add_argument("--statistics", action="store_true",
-                        help="also write statistics.json: per organ volume (cm3), mean HU, mean uncertainty "
-                             "(nats) and a high-uncertainty flag (default: off)")
+                        help="also write organ_statistics.json: per organ volume (cm3), mean HU, mean "
+                             "uncertainty (nats) and a high-uncertainty flag, and statistics.json in "
+                             "TotalSegmentator's schema (volume mm3, intensity HU) (default: off)")
     parser.add_argument("--uncertainty-reference", type=Path, default=None, metavar="FILE",
                         help="JSON of per-organ uncertainty thresholds from held-out cases (the book's "
                              "ensemble stage) for the flag of --statistics (default: none, flag null)")
