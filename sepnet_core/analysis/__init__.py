@@ -10,7 +10,9 @@ show is computed here, and tested.
   error-detection AUROC, organ uncertainty vs Dice; :mod:`~sepnet_core.analysis.calibration`:
   reliability table and ECE.
 * :mod:`~sepnet_core.analysis.cost`: parameters, FLOPs (forward + backward) and timing of networks.
-* :mod:`~sepnet_core.analysis.claims`: the paper's claims and numbers beside ours, with verdicts.
+* :mod:`~sepnet_core.analysis.statistics`: the one statistical procedure (paired effect over cases and
+  seeds, Holm, verdicts); :mod:`~sepnet_core.analysis.claims`: the paper's claims
+  (:mod:`~sepnet_core.analysis.paper_numbers`) beside ours, with verdicts.
 * :mod:`~sepnet_core.analysis.plots`: figures (matplotlib object API) and atomic PNG writing.
 
 ``cost`` (torch) and ``plots`` (matplotlib) are not imported here, so ``import sepnet_core.analysis``
@@ -45,6 +47,7 @@ from sepnet_core.analysis.comparison import (
     per_organ_table,
     per_run_scores,
 )
+from sepnet_core.analysis.statistics import ALPHA, PairedEffect, holm, paired_effect
 from sepnet_core.analysis.uncertainty_analysis import (
     MARGIN_MM,
     REGIONS,
@@ -70,6 +73,10 @@ from sepnet_core.analysis.uncertainty_analysis import (
 )
 
 __all__ = [
+    "ALPHA",
+    "PairedEffect",
+    "holm",
+    "paired_effect",
     "INPUT_KEYS",
     "MARGIN_MM",
     "PAPER_CLAIMS",
