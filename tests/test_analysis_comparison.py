@@ -195,6 +195,24 @@ def test_comparison_round_trip_and_table():
     assert "b vs a" in result.describe()
 
 
+def test_organ_comparisons_compare_each_organs_dice_over_cases():
+    rng = np.random.default_rng(5)
+    runs = {}
+    for seed in range(3):
+        runs[("a", seed)] = {f"c{i}": {1: 0.6 + rng.normal(0, 0.01), 2: 0.7 + rng.normal(0, 0.01)}
+                             for i in range(8)}
+        runs[("b", seed)] = {f"c{i}": {1: 0.7 + rng.normal(0, 0.01), 2: 0.7 + rng.normal(0, 0.01)}
+                             for i in range(8)}
+    table = make_table(runs)
+    brain_stem, eye_l = cmp.organ_comparisons(table, "a", "b")
+    assert (brain_stem.subset, eye_l.subset) == ("brain_stem", cmp.ORGANS[1].key)
+    only = table[table["label"] == 1]
+    assert brain_stem.difference == pytest.approx(compare(only, "a", "b", "mean_dice").difference)
+    assert brain_stem.outcome == "b better" and brain_stem.difference == pytest.approx(0.1, abs=0.01)
+    assert eye_l.outcome == "no clear difference"
+    assert "(brain_stem)" in brain_stem.describe()
+
+
 # ---------------------------------------------------------------------------------------- per organ
 def organ_runs() -> pd.DataFrame:
     return make_table({

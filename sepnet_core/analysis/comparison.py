@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -55,7 +55,7 @@ from sepnet_core.analysis.per_organ import (
 )
 from sepnet_core.analysis.statistics import ALPHA, PairedEffect, paired_effect
 from sepnet_core.metrics import weighted_average
-from sepnet_core.organs import NUM_ORGANS, importance_weights
+from sepnet_core.organs import NUM_ORGANS, ORGANS, importance_weights
 
 __all__ = [
     "SCORES",
@@ -69,6 +69,7 @@ __all__ = [
     "config_summary",
     "compare",
     "comparisons_table",
+    "organ_comparisons",
     "per_organ_table",
     "per_organ_std",
     "organ_differences",
@@ -211,6 +212,8 @@ class Comparison:
         se: Standard error of ``difference``.
         dof: Degrees of freedom of the t interval.
         gate_passed: Every run of a and b passed the trained-model gate (None: not known).
+        subset: What part of the table was compared, e.g. an organ key (:func:`organ_comparisons`); ""
+            for the whole table.
     """
 
     a: str
@@ -231,6 +234,7 @@ class Comparison:
     se: float = math.nan
     dof: float = math.nan
     gate_passed: bool | None = None
+    subset: str = ""
 
     @property
     def spread_known(self) -> bool:
@@ -259,9 +263,10 @@ class Comparison:
 
     def describe(self) -> str:
         """One line for a page, e.g. ``"sepnet vs unet, weighted_dice: +0.0123 (95 % CI ...): ..."``."""
-        return (f"{self.b} vs {self.a}, {self.metric}: {self.difference:+.4g} (95 % CI {self.ci_low:+.4g} "
-                f"to {self.ci_high:+.4g}, p = {self.p_value:.2g}, {self.n_cases} cases, seeds "
-                f"{self.n_seeds_a}/{self.n_seeds_b}): {self.verdict}")
+        subset = f" ({self.subset})" if self.subset else ""
+        return (f"{self.b} vs {self.a}{subset}, {self.metric}: {self.difference:+.4g} "
+                f"(95 % CI {self.ci_low:+.4g} to {self.ci_high:+.4g}, p = {self.p_value:.2g}, "
+                f"{self.n_cases} cases, seeds {self.n_seeds_a}/{self.n_seeds_b}): {self.verdict}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the fields plus ``verdict`` (read back with :meth:`from_dict`)."""
@@ -363,6 +368,35 @@ def compare(
         n_seeds_b=result.n_seeds_b, n_cases=result.n_cases, ci_low=result.ci_low, ci_high=result.ci_high,
         outcome=outcome, p_value=result.p_value, se=result.se, dof=result.dof, gate_passed=gate_passed,
     )
+
+
+def organ_comparisons(
+    table: pd.DataFrame,
+    a: str,
+    b: str,
+    gate: Mapping[str, bool] | None = None,
+) -> list[Comparison]:
+    """One comparison per organ (b against a, that organ's Dice per case): the family of "most organs".
+
+    Each organ is compared with :func:`compare` on the rows of that organ only (score ``mean_dice``, i.e.
+    the organ's Dice per case); the seed variance comes from each config's own seeds (an organ's seed
+    spread is not the baseline's whole-case spread), so with one seed the p-value is NaN. The claims
+    table Holm-corrects over the organs.
+
+    Returns:
+        Comparisons in label order, each with ``subset`` = the organ key, for the organs that have a
+        Dice in at least one case of both configs.
+    """
+    table = check_table(table)
+    check_configs(table, [a, b])
+    out = []
+    for label, rows in table[table["config"].isin([a, b])].groupby("label", sort=True):
+        dice = rows.groupby("config")["dice"].apply(lambda v: bool(np.isfinite(v.astype(float)).any()))
+        if len(dice) < 2 or not dice.all():
+            continue
+        result = compare(rows, a, b, "mean_dice", gate=gate)
+        out.append(replace(result, subset=ORGANS[int(label) - 1].key))
+    return out
 
 
 def comparisons_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:
