@@ -292,6 +292,8 @@ def test_level_table_keeps_level_zero_and_bootstraps_over_cases():
     assert table["level"].iloc[0] == 0.0 and (table["n_cases"] == 8).all()
     assert (table["ci_low"] <= table["error_rate"]).all() and (table["error_rate"] <= table["ci_high"]).all()
     assert table.equals(level_table_with_interval(cases, n_boot=500))  # seeded: deterministic
+    (whiskers,) = [c for c in error_rate_chart(table).axes[0].containers if getattr(c, "has_yerr", False)]
+    assert len(whiskers.lines[2][0].get_segments()) == len(table)  # the interval drawn on each bar
     # identical cases: resampling them changes nothing, the interval collapses on the rate
     same = level_table_with_interval({"a": cases["c0"], "b": cases["c0"]}, n_boot=200)
     np.testing.assert_allclose(same["ci_low"], same["error_rate"])

@@ -76,7 +76,8 @@ def error_rate_chart(levels: pd.DataFrame, title: str | None = None) -> Figure:
 
     Args:
         levels: Table of :func:`sepnet_core.analysis.uncertainty_analysis.error_rate_by_level` or
-            ``accumulate_levels`` (columns ``level``, ``n_voxels``, ``error_rate``).
+            ``accumulate_levels`` (columns ``level``, ``n_voxels``, ``error_rate``); with ``ci_low`` and
+            ``ci_high`` (``level_table_with_interval``) the interval is drawn on each bar.
         title: Optional title.
 
     Returns:
@@ -85,7 +86,12 @@ def error_rate_chart(levels: pd.DataFrame, title: str | None = None) -> Figure:
     fig = Figure(figsize=(max(5.0, 0.7 * len(levels) + 2), 3.5), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(levels))
-    bars = ax.bar(x, levels["error_rate"].to_numpy(dtype=float), color="tab:red", alpha=0.8)
+    rate = levels["error_rate"].to_numpy(dtype=float)
+    errors = None
+    if {"ci_low", "ci_high"} <= set(levels.columns):
+        low, high = levels["ci_low"].to_numpy(dtype=float), levels["ci_high"].to_numpy(dtype=float)
+        errors = np.nan_to_num(np.clip(np.vstack([rate - low, high - rate]), 0, None))
+    bars = ax.bar(x, rate, color="tab:red", alpha=0.8, yerr=errors, capsize=3 if errors is not None else 0)
     ax.bar_label(bars, labels=[f"n={n:,}" for n in levels["n_voxels"]], fontsize=7, padding=2)
     ax.set_xticks(x, [f"{v:.4f}" for v in levels["level"]], rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("vote entropy (nats)")
