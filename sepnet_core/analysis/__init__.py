@@ -13,10 +13,13 @@ show is computed here, and tested.
 * :mod:`~sepnet_core.analysis.statistics`: the one statistical procedure (paired effect over cases and
   seeds, Holm, verdicts); :mod:`~sepnet_core.analysis.claims`: the paper's claims
   (:mod:`~sepnet_core.analysis.paper_numbers`) beside ours, with verdicts.
-* :mod:`~sepnet_core.analysis.plots`: figures (matplotlib object API) and atomic PNG writing.
+* :mod:`~sepnet_core.analysis.reader`: what a reader of the paper expects (the ensemble's per-organ
+  table, the headline beside the paper's figures, the slices to draw).
+* :mod:`~sepnet_core.analysis.plots`: figures (matplotlib object API) and atomic PNG writing;
+  :mod:`~sepnet_core.analysis.slice_plots`: predictions and uncertainty on chosen slices.
 
-``cost`` (torch) and ``plots`` (matplotlib) are not imported here, so ``import sepnet_core.analysis``
-stays light: ``from sepnet_core.analysis.cost import cost_table``,
+``cost`` (torch), ``plots`` and ``slice_plots`` (matplotlib) are not imported here, so
+``import sepnet_core.analysis`` stays light: ``from sepnet_core.analysis.cost import cost_table``,
 ``from sepnet_core.analysis.plots import organ_bar_chart, save_figure``.
 """
 
