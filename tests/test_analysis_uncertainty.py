@@ -15,21 +15,19 @@ from sepnet_core.analysis.uncertainty_analysis import (
     accumulate_levels,
     accumulate_reliability,
     auroc_from_levels,
-    auroc_interval,
     confidence_from_probabilities,
     error_detection_auroc,
     error_rate_by_level,
     expected_calibration_error,
     flag_auroc,
-    level_table_with_interval,
     organ_uncertainty_frame,
     organ_uncertainty_vs_dice,
-    per_case_auroc,
     region_mask,
     reliability_table,
     spearman_level_error,
     spearman_uncertainty_dice,
 )
+from sepnet_core.analysis.uncertainty_cases import auroc_interval, level_table_with_interval, per_case_auroc
 from sepnet_core.inference.uncertainty import vote_entropy
 
 U51 = -(5 / 6 * math.log(5 / 6) + 1 / 6 * math.log(1 / 6))  # 0.4506

@@ -7,7 +7,9 @@ show is computed here, and tested.
   the verdict rule of an ablation (:func:`compare`); :mod:`~sepnet_core.analysis.per_organ`:
   organs x configs tables and :func:`count_organs_better`.
 * :mod:`~sepnet_core.analysis.uncertainty_analysis`: error rate per uncertainty level, Spearman,
-  error-detection AUROC, organ uncertainty vs Dice; :mod:`~sepnet_core.analysis.calibration`:
+  error-detection AUROC, organ uncertainty vs Dice, the region of interest;
+  :mod:`~sepnet_core.analysis.uncertainty_cases`: the claim judged per case (AUROC and error rates with
+  intervals over cases); :mod:`~sepnet_core.analysis.calibration`:
   reliability table and ECE.
 * :mod:`~sepnet_core.analysis.cost`: parameters, FLOPs (forward + backward) and timing of networks.
 * :mod:`~sepnet_core.analysis.statistics`: the one statistical procedure (paired effect over cases and
@@ -59,22 +61,20 @@ from sepnet_core.analysis.uncertainty_analysis import (
     accumulate_levels,
     accumulate_reliability,
     auroc_from_levels,
-    auroc_interval,
     confidence_from_probabilities,
     error_detection_auroc,
     error_rate_by_level,
     expected_calibration_error,
     flag_auroc,
-    level_table_with_interval,
     organ_uncertainty_frame,
     organ_uncertainty_vs_dice,
-    per_case_auroc,
     reference_flag_table,
     region_mask,
     reliability_table,
     spearman_level_error,
     spearman_uncertainty_dice,
 )
+from sepnet_core.analysis.uncertainty_cases import auroc_interval, level_table_with_interval, per_case_auroc
 
 __all__ = [
     "ALPHA",
