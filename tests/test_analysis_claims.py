@@ -24,7 +24,9 @@ from sepnet_core.analysis.comparison import Comparison, OrganCount
 def comparison(p: float, difference: float = 0.05, a: str = "window", b: str = "slf1",
                gate: bool | None = None, metric: str = "weighted_dice") -> Comparison:
     return Comparison(a=a, b=b, metric=metric, mean_a=0.70, mean_b=0.70 + difference, difference=difference,
-                      spread=0.01, spread_source="pooled seeds", n_seeds_a=3, n_seeds_b=3, n_cases=20,
+                      spread=0.01 if math.isfinite(p) else math.nan,  # NaN p: seed variance unknown
+                      spread_source="pooled seeds" if math.isfinite(p) else "unknown",
+                      n_seeds_a=3, n_seeds_b=3, n_cases=20,
                       ci_low=difference - 0.04, ci_high=difference + 0.04, outcome="(not used)", p_value=p,
                       gate_passed=gate)
 
@@ -125,6 +127,12 @@ def test_gate_input_overrides_and_hd95_direction():
     hd = [comparison(0.001, difference=-1.5, a="dice", b="ath", metric="weighted_hd95")]
     r = row({"loss_comparisons": hd}, "ath_improves")
     assert r["verdict"] == "reproduced" and r["unit"] == "mm" and r["effect"] == pytest.approx(-1.5)
+
+
+def test_a_comparison_written_before_the_procedure_is_inconclusive_and_says_why():
+    old = {k: v for k, v in comparison(0.001).to_dict().items() if k not in ("p_value", "se", "dof")}
+    r = row({"intensity_comparisons": [old]}, "slf_beats_window")
+    assert r["verdict"] == "inconclusive" and "rerun" in r["reason"]
 
 
 def test_comparisons_may_be_dicts_and_each_list_has_its_claim():
