@@ -133,6 +133,9 @@ def test_a_comparison_written_before_the_procedure_is_inconclusive_and_says_why(
     old = {k: v for k, v in comparison(0.001).to_dict().items() if k not in ("p_value", "se", "dof")}
     r = row({"intensity_comparisons": [old]}, "slf_beats_window")
     assert r["verdict"] == "inconclusive" and "rerun" in r["reason"]
+    one_case = {**comparison(math.nan).to_dict(), "n_cases": 1}
+    r = row({"intensity_comparisons": [one_case]}, "slf_beats_window")
+    assert r["verdict"] == "inconclusive" and "fewer than 2" in r["reason"]
 
 
 def test_comparisons_may_be_dicts_and_each_list_has_its_claim():

@@ -190,8 +190,11 @@ def _comparison_rows(values: Any, gate: Mapping[str, bool] | None) -> list[Row]:
         passed = _gate_of(c, gate)
         scale, unit = _scale(c)
         verdict_, reason = verdict(c.difference, float(p), c.higher_is_better, gate_passed=passed)
-        if not math.isfinite(c.p_value) and c.spread_known and passed is not False:
-            reason = "no p-value in the stage's result (written before the statistics procedure: rerun it)"
+        if not math.isfinite(c.p_value) and passed is not False:
+            if c.n_cases < 2:
+                reason = "fewer than 2 paired test cases: no interval or p-value"
+            elif c.spread_known:
+                reason = "no p-value in the stage's result (written before the procedure: rerun it)"
         rows.append({"comparison": f"{c.b} vs {c.a}", "ours": _fmt_diff(c), "effect": c.difference * scale,
                      "ci_low": c.ci_low * scale, "ci_high": c.ci_high * scale, "unit": unit,
                      "p_holm": float(p), "n_cases": int(c.n_cases),
