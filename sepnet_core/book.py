@@ -353,35 +353,13 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], config: Any, code_hash: str
 
 
 def evaluate_split(models: Sequence[Any], data_dir: str | os.PathLike[str], split: str = "test",
-                   mode: str = "gaussian", batch_size: int = 1) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Segment every labelled case of ``<data_dir>/<split>`` and score it.
+                   mode: str = "gaussian", batch_size: int = 1, amp: bool | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`sepnet_core.evaluation.evaluate_split` (segment every labelled case of a split and score it;
+    one function used by the book, ``predict`` + ``evaluate`` and the tests)."""
+    from sepnet_core.evaluation import evaluate_split as score_split
 
-    Args:
-        models: :class:`~sepnet_core.training.LoadedModel` members (one for a single network), fused by
-            :func:`sepnet_core.inference.ensemble.predict_case`.
-        data_dir: Data set folder (StructSeg layout).
-        split: Split folder (default ``"test"``).
-        mode: Sliding-window mode (``"gaussian"`` | ``"reference"``), e.g. the run's ``val_mode``.
-        batch_size: Windows per forward pass.
-
-    Returns:
-        ``(table, seconds)``: :func:`sepnet_core.metrics.evaluate_case` rows of every case (22 per case)
-        and the inference wall-clock seconds of each case (prediction only, not reading or scoring).
-    """
-    import time
-
-    from sepnet_core.data.io import list_cases, read_case
-    from sepnet_core.inference.ensemble import predict_case
-    from sepnet_core.metrics import evaluate_case
-
-    frames, seconds = [], {}
-    for case_dir in list_cases(data_dir, split):
-        case = read_case(case_dir, require_label=True)
-        start = time.perf_counter()
-        result = predict_case(models, case.image, mode=mode, batch_size=batch_size)
-        seconds[case.case_id] = round(time.perf_counter() - start, 3)
-        frames.append(evaluate_case(result.labels, case.label, case.geometry.spacing_mm, case.case_id))
-    return pd.concat(frames, ignore_index=True), seconds
+    return score_split(models, data_dir, split, mode=mode, batch_size=batch_size, amp=amp)
 
 
 # ---------------------------------------------------------------------------------------- commands
