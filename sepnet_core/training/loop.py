@@ -336,7 +336,8 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         last_epoch = epoch + 1 == config.epochs
         scores = {name: math.nan for name in metric_names()}
         if info.is_main and valid and ((epoch + 1) % config.validate_every == 0 or last_epoch):
-            scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device, amp=amp,
+            scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device,
+                              amp=None if config.amp else False,  # the device's default (sepnet_core.device)
                               batch_size=config.batch_size)
         improved = _better(scores[config.select_by], best) or (not valid and info.is_main)
         if improved and valid:
