@@ -95,8 +95,11 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
 
     report = json.loads((out_a / "report.json").read_text())
     assert report["outputs"]["uncertainty_kind"] == "vote_entropy"
+    from sepnet_core.device import resolve_amp
+
     assert report["inference"] == {"mode": "gaussian", "overlap": 0.5, "batch_size": 1, "device": "cpu",
-                                   "fusion": "argmax of the mean probability"}
+                                   "amp": resolve_amp(None, "cpu"), "stream": True, "roi_subset": None,
+                                   "case": "a", "fusion": "argmax of the mean probability"}
     for entry, ckpt, seed in zip(report["checkpoints"], files["ckpts"], (0, 0), strict=True):
         assert entry["sha256"] == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
         assert entry["patch_size"] == [8, 32, 32]
