@@ -63,13 +63,15 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "mps" if _has_mps() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device={name!r} requested but torch sees no CUDA device (use device=auto or cpu)")
+            raise ValueError(f"device={name!r} requested but torch sees no CUDA device (use device=auto or "
+                             "cpu)")
         count = torch.cuda.device_count()
         if name == "cuda":
             return torch.device("cuda", local_rank % count)
         index = int(name.split(":")[1])
         if index >= count:
-            raise ValueError(f"device={name!r} requested but torch sees {count} CUDA device(s) (0..{count - 1})")
+            raise ValueError(f"device={name!r} requested but torch sees {count} CUDA device(s) "
+                             f"(0..{count - 1})")
         return torch.device("cuda", index)
     if name == "mps":
         if not _has_mps():

@@ -211,7 +211,7 @@ def evaluate_split(
         and the inference wall-clock seconds of each case (prediction only, not reading or scoring).
     """
     from sepnet_core.data.io import list_cases, read_case
-    from sepnet_core.inference.segment import load_members, segment
+    from sepnet_core.inference.segmentation import load_members, segment
 
     members = load_members(models, "auto")
     frames, seconds = [], {}

@@ -235,7 +235,7 @@ def test_inference_does_not_import_training():
     modules = sorted(p.stem for p in (Path(__file__).parents[1] / "sepnet_core" / "inference").glob("*.py"))
     code = ("import sys\n"
             f"for name in {modules!r}:\n"
-            "    __import__('sepnet_core.inference.' + name if name != '__init__' else 'sepnet_core.inference')\n"
+            "    __import__('sepnet_core.inference' + ('' if name == '__init__' else '.' + name))\n"
             "bad = sorted(m for m in sys.modules if m.startswith('sepnet_core.training'))\n"
             "assert 'sepnet_core.inference.on_device' in sys.modules\n"
             "print(','.join(bad))\n")

@@ -42,8 +42,8 @@ from sepnet_core.data.geometry import Geometry
 from sepnet_core.fileio import atomic_write
 from sepnet_core.organs import ORGANS, Organ
 
-__all__ = ["EmptyStructureSetError", "RT_STRUCTURE_SET_STORAGE", "UNCERTAINTY_ROI_NUMBER", "UNCERTAINTY_COLOUR",
-           "format_ds", "build_rtstruct", "write_rtstruct"]
+__all__ = ["EmptyStructureSetError", "RT_STRUCTURE_SET_STORAGE", "UNCERTAINTY_ROI_NUMBER",
+           "UNCERTAINTY_COLOUR", "format_ds", "build_rtstruct", "write_rtstruct"]
 
 
 class EmptyStructureSetError(ValueError):

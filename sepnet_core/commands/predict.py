@@ -144,7 +144,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--roi-subset", nargs="+", choices=[o.key for o in ORGANS], default=None,
                         metavar="ORGAN",
                         help="keep only these organs in labels, masks and statistics (others are "
-                             "background); organ keys: " + ", ".join(o.key for o in ORGANS) + " (default: all)")
+                             "background); organ keys: " + ", ".join(o.key for o in ORGANS)
+                             + " (default: all)")
     parser.add_argument("--device", type=_device, default="auto", metavar="{auto,cpu,cuda,cuda:N,mps}",
                         help="where the networks run: auto = cuda, then mps, then cpu (default: auto)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
@@ -186,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
     clinical = ClinicalOptions(rtstruct=args.rtstruct, uncertainty_roi=args.uncertainty_roi,
                                statistics=args.statistics, preview=args.preview)
     folders = predict_cases(inputs, args.models, args.output, device=args.device, amp=args.amp,
-                            overlap=args.overlap, mode=args.mode, batch_size=args.batch_size, force=args.force,
+                            overlap=args.overlap, mode=args.mode, batch_size=args.batch_size,
+                            force=args.force,
                             series_uid=args.series, clinical=clinical,
                             uncertainty_reference=args.uncertainty_reference, roi_subset=args.roi_subset,
                             save_probabilities=args.save_probabilities, masks=args.masks,

@@ -29,8 +29,8 @@ from sepnet_core.clinical.outputs import PREVIEW_NAME, RTSTRUCT_NAME, STATISTICS
 from sepnet_core.data.inputs import INPUT_READERS, InputVolume, read_input
 from sepnet_core.errors import SepNetError, SepNetInputError
 
-__all__ = ["LABELS_NAME", "UNCERTAINTY_NAME", "REPORT_NAME", "PROBABILITIES_NAME", "MASKS_NAME", "OUTPUT_NAMES",
-           "expand_inputs", "predict_cases", "predict_to_folder"]
+__all__ = ["LABELS_NAME", "UNCERTAINTY_NAME", "REPORT_NAME", "PROBABILITIES_NAME", "MASKS_NAME",
+           "OUTPUT_NAMES", "expand_inputs", "predict_cases", "predict_to_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[tuple[s
     seen: dict[str, Path] = {}
     for name, path in cases:
         if name in seen:
-            raise SepNetInputError(f"{path}: case name {name!r} also names {seen[name]}; outputs would collide")
+            raise SepNetInputError(f"{path}: case name {name!r} also names {seen[name]}; outputs would "
+                                   "collide")
         seen[name] = path
     return cases, batch
 
@@ -171,9 +172,9 @@ def _windows(members: Sequence[Any], shape: tuple[int, ...], mode: str, overlap:
                for m in members)
 
 
-def _write_case(folder: Path, volume: InputVolume, seg: Any, members: Sequence[Any], checkpoints: Sequence[Path],
-                clinical: ClinicalOptions, *, masks: bool, report_extra: dict[str, Any], start: float,
-                predict_s: float) -> None:
+def _write_case(folder: Path, volume: InputVolume, seg: Any, members: Sequence[Any],
+                checkpoints: Sequence[Path], clinical: ClinicalOptions, *, masks: bool,
+                report_extra: dict[str, Any], start: float, predict_s: float) -> None:
     """Write one case's outputs into ``folder`` (an existing temporary folder)."""
     from sepnet_core.clinical.outputs import write_clinical_outputs
     from sepnet_core.clinical.report import checkpoint_entry, device_description, package_versions, timestamp
@@ -206,7 +207,8 @@ def _write_case(folder: Path, volume: InputVolume, seg: Any, members: Sequence[A
                             volume.geometry, dtype=np.uint8)
         outputs["masks"] = {"folder": MASKS_NAME, "files": "<organ key>.nii.gz, uint8 0/1"}
     extra, warnings = write_clinical_outputs(folder, volume, seg.labels, seg.uncertainty, clinical,
-                                             uncertainty_kind=seg.uncertainty_kind, num_members=seg.num_members)
+                                             uncertainty_kind=seg.uncertainty_kind,
+                                             num_members=seg.num_members)
     outputs.update(extra)
     device = members[0].model.parameters().__next__().device
     report = {
@@ -275,7 +277,7 @@ def predict_cases(
             folder or device (one line naming it); nothing is written.
     """
     from sepnet_core.device import pick_device
-    from sepnet_core.inference.segment import load_members, organ_labels, segment
+    from sepnet_core.inference.segmentation import load_members, organ_labels, segment
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -312,19 +314,20 @@ def predict_cases(
     tmp.mkdir()
     case_bar = _progress_bar(len(cases), "cases", progress and batch)
     try:
-        for (name, path), target in zip(cases, targets, strict=True):
+        for name, path in cases:
             case_start = time.perf_counter()
             volume = read_input(path, series_uid)
             if clinical.rtstruct and volume.dicom is None:
-                raise SepNetInputError(f"{path}: --rtstruct needs DICOM input (a folder or zip of the CT series "
-                                       "the structure set references); this is "
+                raise SepNetInputError(f"{path}: --rtstruct needs DICOM input (a folder or zip of the CT "
+                                       "series the structure set references); this is "
                                        f"{INPUT_READERS[volume.kind].description}")
             logger.info("read %s (%s): %s voxels (z, y, x), spacing %s mm", path, volume.kind,
                         volume.image.shape, volume.geometry.spacing_mm)
-            bar = _progress_bar(_windows(members, volume.image.shape, mode, overlap), name, progress, leave=False)
+            windows = _windows(members, volume.image.shape, mode, overlap)
+            bar = _progress_bar(windows, name, progress, leave=False)
             try:
-                seg = segment(volume.image, members, amp=amp, mode=mode, overlap=overlap, batch_size=batch_size,
-                              probabilities=save_probabilities, roi_subset=roi_subset,
+                seg = segment(volume.image, members, amp=amp, mode=mode, overlap=overlap,
+                              batch_size=batch_size, probabilities=save_probabilities, roi_subset=roi_subset,
                               progress=bar.update if bar is not None else None)
             finally:
                 if bar is not None:

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from sepnet_core.inference.ensemble import EnsembleResult, predict_case
-from sepnet_core.inference.segment import Segmentation, load_members, segment
+from sepnet_core.inference.segmentation import Segmentation, load_members, segment
 from sepnet_core.inference.sliding import MODES, predict_slabs, predict_volume
 from sepnet_core.inference.uncertainty import organ_uncertainty, predictive_entropy, vote_entropy
 

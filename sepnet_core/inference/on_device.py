@@ -68,7 +68,8 @@ def predict_case_on_device(
     num_classes = check_members(models)
     devices = _devices(models)
     if len(devices) != 1:
-        raise ValueError(f"the whole-volume path needs every member on one device, got {sorted(map(str, devices))}")
+        raise ValueError("the whole-volume path needs every member on one device, got "
+                         f"{sorted(map(str, devices))}")
     device = devices.pop()
     use_amp = resolve_amp(amp, device)
     depth, shape_yx = image.shape[0], (int(image.shape[1]), int(image.shape[2]))
