@@ -261,4 +261,9 @@ def test_segment_keeps_the_roi_subset_and_takes_loaded_members():
     with pytest.raises(ValueError, match="unknown organ"):
         segment(image, members, device="cpu", roi_subset=["spleen"])
     single = segment(image, members[:1], device="cpu", amp=False)
-    assert single.uncertainty_kind == "predictive_entropy"
+    assert single.uncertainty_kind == "predictive_entropy" and single.uncertainty is single.predictive_entropy
+    both = segment(image, members, device="cpu", amp=False, member_labels=True)
+    reference = predict_case(members, image, amp=False, keep_member_labels=True)
+    np.testing.assert_array_equal(both.member_labels, reference.member_labels)
+    np.testing.assert_array_equal(both.uncertainty, reference.vote_entropy)
+    np.testing.assert_array_equal(both.predictive_entropy, reference.predictive_entropy)

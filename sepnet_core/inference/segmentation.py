@@ -52,6 +52,9 @@ class Segmentation:
         num_members: Ensemble size M.
         geometry: The input's :class:`~sepnet_core.data.geometry.Geometry` (None for a bare array).
         probabilities: float32 (C, z, y, x) mean probability if requested, else None.
+        predictive_entropy: float32 (z, y, x), nats: entropy of the mean probability (for one member the
+            same array as ``uncertainty``).
+        member_labels: uint8 (M, z, y, x) each member's own argmax if requested, else None.
         settings: How it was made: device, amp, mode, overlap, batch_size, stream, roi_subset.
     """
 
@@ -61,6 +64,8 @@ class Segmentation:
     num_members: int
     geometry: Any = None
     probabilities: np.ndarray | None = None
+    predictive_entropy: np.ndarray | None = None
+    member_labels: np.ndarray | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,6 +116,7 @@ def segment(
     overlap: float | None = None,
     batch_size: int | None = None,
     probabilities: bool = False,
+    member_labels: bool = False,
     roi_subset: Iterable[str] | None = None,
     series_uid: str | None = None,
     stream: bool | None = None,
@@ -129,6 +135,7 @@ def segment(
         overlap: Window overlap in "gaussian" mode (default 0.5).
         batch_size: Windows per forward pass; default :func:`default_batch_size` of the device.
         probabilities: Also return the mean probability (C, z, y, x) float32.
+        member_labels: Also return each member's labels (M, z, y, x) uint8.
         roi_subset: Organ keys (:data:`sepnet_core.organs.ORGANS`) to keep in ``labels``; default all.
         series_uid: SeriesInstanceUID when ``ct`` is a DICOM input with several series.
         stream: Streaming or whole-volume path (see ``predict_case``; default by device).
@@ -159,7 +166,8 @@ def segment(
     if batch_size is None:
         batch_size = default_batch_size(member_device)
     result = predict_case(members, image, overlap=overlap, mode=mode, batch_size=batch_size, amp=use_amp,
-                          keep_mean_prob=probabilities, stream=stream, progress=progress)
+                          keep_mean_prob=probabilities, keep_member_labels=member_labels, stream=stream,
+                          progress=progress)
     single = result.num_members == 1
     labels = result.labels
     if keep is not None:
@@ -177,5 +185,7 @@ def segment(
         num_members=result.num_members,
         geometry=geometry,
         probabilities=result.mean_prob,
+        predictive_entropy=result.predictive_entropy,
+        member_labels=result.member_labels,
         settings=settings,
     )
