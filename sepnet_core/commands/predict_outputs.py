@@ -48,6 +48,9 @@ _CASE_IMAGE = "data.nii.gz"
 
 
 def _case_name(path: Path) -> str:
+    """A case's name: the file name without its ending; a StructSeg ``<case>/data.nii.gz`` is ``<case>``."""
+    if path.name == _CASE_IMAGE and path.parent.name:
+        return path.parent.name
     name = path.name
     for suffix in (*_NIFTI, ".zip"):
         if name.endswith(suffix) and len(name) > len(suffix):
@@ -94,7 +97,7 @@ def expand_inputs(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[tuple[s
             cases.append((_case_name(path), path))
         else:
             batch = True
-            cases += [(_case_name(p.parent if p.name == _CASE_IMAGE else p), p) for p in found]
+            cases += [(_case_name(p), p) for p in found]
     seen: dict[str, Path] = {}
     for name, path in cases:
         if name in seen:
