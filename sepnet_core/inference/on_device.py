@@ -6,7 +6,7 @@ The accelerator counterpart of the streaming path of :func:`sepnet_core.inferenc
 1. each distinct preprocessed input (:func:`sepnet_core.data.preprocess.preprocess`; members with the
    same crop and intensity transform share it) is uploaded once, as float32 (z, y, x);
 2. each member's windows run in batches of ``batch_size`` and are stitched on the device
-   (:func:`sepnet_core.inference.sliding.predict_volume_tensor`): a float32 (K, z, y', x') accumulator;
+   (:func:`predict_volume_tensor`): a float32 (K, z, y', x') accumulator;
 3. the member's probabilities are added to the ensemble's sum (K, z, box) and its argmax kept as a uint8
    vote (M, z, box), then freed;
 4. mean probability, fused argmax (uint8), predictive and vote entropy (float32, nats) are computed on
@@ -39,10 +39,84 @@ from sepnet_core.inference.ensemble import (
     member_patch_size,
     member_place,
 )
-from sepnet_core.inference.sliding import predict_volume_tensor
+from sepnet_core.inference.sliding import (
+    Predictor,
+    _check_batch_size,
+    _check_overlap,
+    _check_patch,
+    _padded,
+    _plan,
+    _window_probabilities,
+)
 from sepnet_core.inference.uncertainty import predictive_entropy_tensor, vote_entropy_tensor
 
-__all__ = ["predict_case_on_device"]
+__all__ = ["predict_case_on_device", "predict_volume_tensor"]
+
+
+def predict_volume_tensor(
+    model: Predictor,
+    volume: torch.Tensor,
+    patch_size: Sequence[int],
+    overlap: float | None = None,
+    mode: str = "gaussian",
+    batch_size: int = 1,
+    amp: bool = False,
+    progress: Callable[[int], object] | None = None,
+) -> torch.Tensor:
+    """Softmax probabilities of a whole volume, accumulated on the volume's device (no host copies).
+
+    The device counterpart of :func:`predict_slabs`: the same windows, weights and stitching, with the
+    whole-volume float32 accumulator and weight sum on ``volume.device`` (for a 150 x 512 x 512 CT and
+    23 classes 3.6 GB). On the CPU it gives the streaming path's numbers exactly.
+
+    Args:
+        model: Network (or callable) on ``volume.device``, ``(B, C, d, h, w)`` -> logits ``(B, K, d, h, w)``.
+        volume: Intensity-transformed image tensor ``(D, H, W)`` or ``(C, D, H, W)``.
+        patch_size, overlap, mode, batch_size, amp: As :func:`predict_volume`.
+        progress: Called with the number of windows after each forward pass.
+
+    Returns:
+        float32 tensor ``(K, D, H, W)`` on ``volume.device``.
+
+    Raises:
+        ValueError: as :func:`predict_volume`.
+    """
+    overlap = _check_overlap(overlap, mode)
+    patch = _check_patch(patch_size)
+    batch_size = _check_batch_size(batch_size)
+    x = volume.detach().float()
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or 0 in x.shape:
+        raise ValueError(f"volume must be (D, H, W) or (C, D, H, W) and non-empty, got {tuple(x.shape)}")
+    device = x.device
+    size: tuple[int, int, int] = tuple(x.shape[1:])  # type: ignore[assignment]
+    plan = _plan(size, patch, overlap, mode)
+    x = _padded(x, size, plan)
+    weight = plan.weight.to(device) if plan.weight is not None else None
+    weight_sum = torch.zeros(plan.padded, dtype=torch.float32, device=device)
+    acc: torch.Tensor | None = None
+    for first in range(0, len(plan.boxes), batch_size):
+        batch = plan.boxes[first:first + batch_size]
+        inputs = torch.stack([x[(slice(None), *box)] for box in batch])
+        probs = _window_probabilities(model, inputs, plan.window, device, amp, to_host=False)
+        if progress is not None:
+            progress(len(batch))
+        if acc is None:
+            acc = torch.zeros((probs.shape[1], *plan.padded), dtype=torch.float32, device=device)
+        for prob, box in zip(probs, batch, strict=True):
+            if weight is None:
+                acc[(slice(None), *box)] += prob
+                weight_sum[box] += 1.0
+            else:
+                acc[(slice(None), *box)].addcmul_(prob, weight)
+                weight_sum[box] += weight
+        del probs, inputs
+    if acc is None:  # unreachable: every padded volume holds at least one window
+        raise RuntimeError("no window was predicted")
+    crop = tuple(slice(b, b + s) for b, s in zip(plan.before, size, strict=True))
+    acc = acc[(slice(None), *crop)]
+    return acc.div_(weight_sum[crop]) if acc.is_contiguous() else acc / weight_sum[crop]
 
 
 def predict_case_on_device(

@@ -22,8 +22,9 @@ the slices before the next window's start are final. :func:`predict_slabs` yield
 are finished and keeps only a rolling accumulator one window deep (23 x 16 x 256 x 256 float32 = 96 MB
 for the reference window), never a whole-volume float32 map; :func:`predict_volume` writes the slabs
 into its ``out_dtype`` result and the ensemble (:func:`~sepnet_core.inference.ensemble.predict_case`)
-fuses its members slab by slab. The network runs under ``torch.inference_mode`` (and ``torch.autocast``
-with ``amp``); the stitching does not.
+fuses its members slab by slab (on an accelerator the whole volume is stitched on the device instead:
+:func:`sepnet_core.inference.on_device.predict_volume_tensor`, same windows and weights). The network
+runs under ``torch.inference_mode`` (and ``torch.autocast`` with ``amp``); the stitching does not.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch.nn.functional as F
 from sepnet_core.device import autocast
 
 __all__ = ["MODES", "DEFAULT_OVERLAP", "REFERENCE_STRIDE", "count_windows", "gaussian_importance_map",
-           "predict_slabs", "predict_volume", "predict_volume_tensor", "shift_out_"]
+           "predict_slabs", "predict_volume", "shift_out_"]
 
 logger = logging.getLogger(__name__)
 
@@ -390,68 +391,3 @@ def predict_volume(
     return out
 
 
-
-def predict_volume_tensor(
-    model: Predictor,
-    volume: torch.Tensor,
-    patch_size: Sequence[int],
-    overlap: float | None = None,
-    mode: str = "gaussian",
-    batch_size: int = 1,
-    amp: bool = False,
-    progress: Callable[[int], object] | None = None,
-) -> torch.Tensor:
-    """Softmax probabilities of a whole volume, accumulated on the volume's device (no host copies).
-
-    The device counterpart of :func:`predict_slabs`: the same windows, weights and stitching, with the
-    whole-volume float32 accumulator and weight sum on ``volume.device`` (for a 150 x 512 x 512 CT and
-    23 classes 3.6 GB). On the CPU it gives the streaming path's numbers exactly.
-
-    Args:
-        model: Network (or callable) on ``volume.device``, ``(B, C, d, h, w)`` -> logits ``(B, K, d, h, w)``.
-        volume: Intensity-transformed image tensor ``(D, H, W)`` or ``(C, D, H, W)``.
-        patch_size, overlap, mode, batch_size, amp: As :func:`predict_volume`.
-        progress: Called with the number of windows after each forward pass.
-
-    Returns:
-        float32 tensor ``(K, D, H, W)`` on ``volume.device``.
-
-    Raises:
-        ValueError: as :func:`predict_volume`.
-    """
-    overlap = _check_overlap(overlap, mode)
-    patch = _check_patch(patch_size)
-    batch_size = _check_batch_size(batch_size)
-    x = volume.detach().float()
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or 0 in x.shape:
-        raise ValueError(f"volume must be (D, H, W) or (C, D, H, W) and non-empty, got {tuple(x.shape)}")
-    device = x.device
-    size: tuple[int, int, int] = tuple(x.shape[1:])  # type: ignore[assignment]
-    plan = _plan(size, patch, overlap, mode)
-    x = _padded(x, size, plan)
-    weight = plan.weight.to(device) if plan.weight is not None else None
-    weight_sum = torch.zeros(plan.padded, dtype=torch.float32, device=device)
-    acc: torch.Tensor | None = None
-    for first in range(0, len(plan.boxes), batch_size):
-        batch = plan.boxes[first:first + batch_size]
-        inputs = torch.stack([x[(slice(None), *box)] for box in batch])
-        probs = _window_probabilities(model, inputs, plan.window, device, amp, to_host=False)
-        if progress is not None:
-            progress(len(batch))
-        if acc is None:
-            acc = torch.zeros((probs.shape[1], *plan.padded), dtype=torch.float32, device=device)
-        for prob, box in zip(probs, batch, strict=True):
-            if weight is None:
-                acc[(slice(None), *box)] += prob
-                weight_sum[box] += 1.0
-            else:
-                acc[(slice(None), *box)].addcmul_(prob, weight)
-                weight_sum[box] += weight
-        del probs, inputs
-    if acc is None:  # unreachable: every padded volume holds at least one window
-        raise RuntimeError("no window was predicted")
-    crop = tuple(slice(b, b + s) for b, s in zip(plan.before, size, strict=True))
-    acc = acc[(slice(None), *crop)]
-    return acc.div_(weight_sum[crop]) if acc.is_contiguous() else acc / weight_sum[crop]
