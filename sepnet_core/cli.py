@@ -27,7 +27,7 @@ from typing import NoReturn
 from sepnet_core import __version__
 from sepnet_core.errors import SepNetError
 
-COMMANDS: tuple[str, ...] = ("phantom", "train", "predict", "evaluate")
+COMMANDS: tuple[str, ...] = ("phantom", "split", "train", "predict", "evaluate")
 """Sub-command module names under :mod:`sepnet_core.commands`, in ``--help`` order."""
 
 USER_ERRORS: tuple[type[BaseException], ...] = (

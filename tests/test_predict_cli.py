@@ -76,9 +76,10 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
         extra = ["--statistics"] if out is out_a else []
         assert cli.main(["predict", str(ct), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu",
                          *extra]) == 0
-        assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "report.json",
-                                                         *(["statistics.json"] if extra else []),
-                                                         "uncertainty.nii.gz"]
+        assert sorted(p.name for p in out.iterdir()) == sorted(["labels.nii.gz", "report.json",
+                                                                "uncertainty.nii.gz",
+                                                                *(["organ_statistics.json", "statistics.json"]
+                                                                  if extra else [])])
         for name in ("labels.nii.gz", "uncertainty.nii.gz"):
             assert geometry_of(out / name) == geometry_of(ct)
     labels_a, unc_a = read_array(out_a / "labels.nii.gz"), read_array(out_a / "uncertainty.nii.gz")
@@ -110,7 +111,7 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
     assert report["versions"]["torch"] == torch.__version__ and report["versions"]["sepnet_core"]
     assert report["device"].startswith("cpu")
     assert report["run_time_s"]["total"] > 0
-    statistics = json.loads((out_a / "statistics.json").read_text())
+    statistics = json.loads((out_a / "organ_statistics.json").read_text())
     voxel_cm3 = np.prod(SPACING_XYZ) / 1000
     for organ in ORGANS:
         entry = statistics["organs"][organ.key]
@@ -257,6 +258,7 @@ def test_dicom_series_gives_outputs_on_its_grid_and_an_rtstruct_matching_the_lab
     assert cli.main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(["labels.nii.gz", "uncertainty.nii.gz",
                                                             "report.json", "rtstruct.dcm", "statistics.json",
+                                                            "organ_statistics.json",
                                                             "preview.png"])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(dicom["folder"])))
@@ -293,7 +295,7 @@ def test_dicom_series_gives_outputs_on_its_grid_and_an_rtstruct_matching_the_lab
     assert report["input"]["dicom"]["series_instance_uid"] == rtstruct.ReferencedFrameOfReferenceSequence[0] \
         .RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID
     assert report["outputs"]["rtstruct"]["file"] == "rtstruct.dcm" and report["versions"]["pydicom"]
-    statistics = json.loads((out / "statistics.json").read_text())
+    statistics = json.loads((out / "organ_statistics.json").read_text())
     assert statistics["flag"]["note"] is None  # the reference matches: vote entropy of 2 members
     assert {k for k, e in statistics["organs"].items() if e["high_uncertainty"]} == \
         {k for k, e in statistics["organs"].items() if e["voxels"] and e["mean_uncertainty"] > 0}

@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RTSTRUCT_NAME", "STATISTICS_NAME", "PREVIEW_NAME", "ClinicalOptions", "write_clinical_outputs"]
+from sepnet_core.clinical.statistics import ORGAN_STATISTICS_NAME, STATISTICS_NAME
+
+__all__ = ["RTSTRUCT_NAME", "STATISTICS_NAME", "ORGAN_STATISTICS_NAME", "PREVIEW_NAME", "ClinicalOptions",
+           "write_clinical_outputs"]
 
 logger = logging.getLogger(__name__)
 
 RTSTRUCT_NAME = "rtstruct.dcm"
-STATISTICS_NAME = "statistics.json"
 PREVIEW_NAME = "preview.png"
 
 
@@ -26,7 +28,7 @@ class ClinicalOptions:
     Attributes:
         rtstruct: Write ``rtstruct.dcm`` (needs DICOM input).
         uncertainty_roi: With ``rtstruct``, add an ROI of the voxels above this uncertainty (nats), or None.
-        statistics: Write ``statistics.json``.
+        statistics: Write ``organ_statistics.json`` and ``statistics.json`` (TotalSegmentator's schema).
         preview: Write ``preview.png``.
         reference: Uncertainty reference (:func:`~sepnet_core.clinical.statistics.load_uncertainty_reference`)
             for the statistics' flag, or None.
@@ -96,15 +98,15 @@ def write_clinical_outputs(
             outputs["rtstruct"] = {"file": RTSTRUCT_NAME, "uncertainty_roi_nats": roi,
                                    "references_series": volume.dicom.series_instance_uid}
     if options.statistics:
-        from sepnet_core.clinical.statistics import organ_statistics
-        from sepnet_core.fileio import write_json_atomic
+        from sepnet_core.clinical.statistics import organ_statistics, write_statistics
 
         stats = organ_statistics(labels, volume.image, uncertainty, volume.geometry.spacing_mm,
                                  reference=options.reference, uncertainty_kind=uncertainty_kind,
                                  num_members=num_members)
-        write_json_atomic(folder / STATISTICS_NAME, stats)
+        write_statistics(folder, stats)
         flagged = [key for key, entry in stats["organs"].items() if entry["high_uncertainty"]]
-        outputs["statistics"] = {"file": STATISTICS_NAME, "flag_note": stats["flag"]["note"],
+        outputs["statistics"] = {"file": ORGAN_STATISTICS_NAME, "totalsegmentator_file": STATISTICS_NAME,
+                                 "flag_note": stats["flag"]["note"],
                                  "high_uncertainty": flagged}
     if options.preview:
         from sepnet_core.clinical.preview import write_preview

@@ -16,7 +16,8 @@ from sepnet_core.fileio import sha256_file
 __all__ = ["VERSIONED_PACKAGES", "distribution_versions", "package_versions", "checkpoint_entry",
            "device_description", "timestamp"]
 
-VERSIONED_PACKAGES: tuple[str, ...] = ("torch", "numpy", "SimpleITK", "pydicom", "scipy", "matplotlib")
+VERSIONED_PACKAGES: tuple[str, ...] = ("torch", "numpy", "SimpleITK", "pydicom", "python-gdcm", "nibabel",
+                                       "scipy", "matplotlib")
 """Distributions whose versions a report records (besides sepnet_core and Python)."""
 
 

@@ -11,8 +11,9 @@ direction and voxel order of the input file or series):
   package versions, device, run time;
 * with ``--rtstruct`` (DICOM input only): ``rtstruct.dcm``, a DICOM RT Structure Set referencing the
   input series, one ROI per organ found (plus, with ``--uncertainty-roi T``, the voxels above T nats);
-* with ``--statistics``: ``statistics.json``, per organ volume (cm3), mean HU, mean uncertainty and a
-  high-uncertainty flag against ``--uncertainty-reference`` (see :mod:`sepnet_core.clinical.statistics`);
+* with ``--statistics``: ``organ_statistics.json``, per organ volume (cm3), mean HU, mean uncertainty and a
+  high-uncertainty flag against ``--uncertainty-reference`` (see :mod:`sepnet_core.clinical.statistics`),
+  and ``statistics.json``, per organ volume (mm3) and intensity (mean HU) in TotalSegmentator's schema;
 * with ``--preview``: ``preview.png``, axial/coronal/sagittal views with labels and uncertainty;
 * with ``--save-probabilities``: ``probabilities.npz``, the mean probability (class, z, y, x) float16;
 * with ``--masks``: ``masks/<organ>.nii.gz``, one uint8 0/1 file per organ (named from the organ table).
@@ -100,8 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "uncertainty.nii.gz (float32, nats: vote entropy of the members, or the predictive entropy "
             "for a single checkpoint), both on the input's voxel grid, and report.json (checkpoints with "
             "SHA-256, settings, versions, device, run time); optionally rtstruct.dcm (DICOM RT Structure "
-            "Set), statistics.json (organ volume in cm3 = ml, mean HU, mean uncertainty, "
-            "high-uncertainty flag), preview.png, probabilities.npz and masks/<organ>.nii.gz. A progress "
+            "Set), organ_statistics.json (organ volume in cm3 = ml, mean HU, mean uncertainty, "
+            "high-uncertainty flag) with statistics.json (TotalSegmentator's schema: volume mm3, intensity "
+            "HU), preview.png, probabilities.npz and masks/<organ>.nii.gz. A progress "
             "bar is shown on stderr when it is a terminal (not with --quiet)."
         ),
         allow_abbrev=False,
@@ -127,8 +129,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --rtstruct, add an ROI of the voxels whose uncertainty exceeds NATS "
                              "(e.g. 0.5; default: none)")
     parser.add_argument("--statistics", action="store_true",
-                        help="also write statistics.json: per organ volume (cm3), mean HU, mean uncertainty "
-                             "(nats) and a high-uncertainty flag (default: off)")
+                        help="also write organ_statistics.json: per organ volume (cm3), mean HU, mean "
+                             "uncertainty (nats) and a high-uncertainty flag, and statistics.json in "
+                             "TotalSegmentator's schema (volume mm3, intensity HU) (default: off)")
     parser.add_argument("--uncertainty-reference", type=Path, default=None, metavar="FILE",
                         help="JSON of per-organ uncertainty thresholds from held-out cases (the book's "
                              "ensemble stage) for the flag of --statistics (default: none, flag null)")

@@ -25,7 +25,13 @@ from typing import Any
 import numpy as np
 
 from sepnet_core import __version__
-from sepnet_core.clinical.outputs import PREVIEW_NAME, RTSTRUCT_NAME, STATISTICS_NAME, ClinicalOptions
+from sepnet_core.clinical.outputs import (
+    ORGAN_STATISTICS_NAME,
+    PREVIEW_NAME,
+    RTSTRUCT_NAME,
+    STATISTICS_NAME,
+    ClinicalOptions,
+)
 from sepnet_core.data.inputs import INPUT_READERS, InputVolume, read_input
 from sepnet_core.errors import SepNetError, SepNetInputError
 
@@ -40,7 +46,7 @@ REPORT_NAME = "report.json"
 PROBABILITIES_NAME = "probabilities.npz"
 MASKS_NAME = "masks"
 OUTPUT_NAMES: tuple[str, ...] = (LABELS_NAME, UNCERTAINTY_NAME, REPORT_NAME, RTSTRUCT_NAME, STATISTICS_NAME,
-                                 PREVIEW_NAME, PROBABILITIES_NAME, MASKS_NAME)
+                                 ORGAN_STATISTICS_NAME, PREVIEW_NAME, PROBABILITIES_NAME, MASKS_NAME)
 """Every file (``masks`` is a folder) ``sepnet predict`` may write into a case's output folder."""
 
 _NIFTI = (".nii.gz", ".nii")

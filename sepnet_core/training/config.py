@@ -168,8 +168,9 @@ class TrainConfig:
         data: :class:`DataConfig`.
         optim: :class:`OptimConfig`.
         patch_size: Training patch (d, h, w) = (z, y, x) in voxels, each divisible by 8.
-        batch_size: Patches per iteration per process (with ``torchrun`` the global batch is
-            ``batch_size x world size``).
+        batch_size: Patches per optimiser step in all: under ``torchrun`` each of the N processes takes
+            ``batch_size / N`` of them (an error unless N divides it), so the global batch is the same
+            on any number of GPUs.
         epochs: Number of epochs.
         iterations_per_epoch: Optimiser steps per epoch.
         seed: Seeds python, numpy and torch; each process's sampler uses ``(seed, rank)``.
@@ -182,6 +183,10 @@ class TrainConfig:
             "reference" (16-slice slabs of the whole in-plane crop, stride 2 slices).
         select_by: Validation score that chooses ``best.pt``: "mean_dice" (reference) or
             "weighted_dice".
+        compile: Train through ``torch.compile`` (ours, default off: minutes of compilation; the
+            benchmarks measure what it gains). Validation and checkpoints use the plain module.
+        dist_timeout_s: Under ``torchrun``, seconds a collective may wait before the process group
+            fails (default 2 h: longer than rank 0's longest validation or checkpoint write).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -202,6 +207,8 @@ class TrainConfig:
     validate_every: int = 1
     val_mode: str = "reference"
     select_by: str = "mean_dice"
+    compile: bool = False
+    dist_timeout_s: int = 7200
 
     def __post_init__(self) -> None:
         for name, cls in (("model", ModelConfig), ("data", DataConfig), ("optim", OptimConfig)):
@@ -231,6 +238,9 @@ class TrainConfig:
             raise ValueError(f"amp must be true or false, got {self.amp!r}")
         _choice("val_mode", self.val_mode, VAL_MODES)
         _choice("select_by", self.select_by, SELECT_BY)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
+        _positive_int("dist_timeout_s", self.dist_timeout_s)
 
     # ------------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
