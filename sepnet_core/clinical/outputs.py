@@ -82,7 +82,7 @@ def write_clinical_outputs(
     outputs: dict[str, Any] = {}
     warnings: list[str] = []
     if options.rtstruct:
-        from sepnet_core.clinical.rtstruct import write_rtstruct
+        from sepnet_core.clinical.rtstruct import EmptyStructureSetError, write_rtstruct
 
         if volume.dicom is None:
             raise ValueError("rtstruct needs DICOM input (volume.dicom is None)")
@@ -91,9 +91,7 @@ def write_clinical_outputs(
             write_rtstruct(folder / RTSTRUCT_NAME, labels, volume.geometry, volume.dicom,
                            uncertainty=uncertainty if roi is not None else None, uncertainty_threshold=roi,
                            algorithm=f"ensemble of {num_members}")
-        except ValueError as exc:
-            if "would be empty" not in str(exc):
-                raise
+        except EmptyStructureSetError as exc:
             warnings.append(f"{RTSTRUCT_NAME} not written: {exc}")
             outputs["rtstruct"] = {"file": None, "note": str(exc)}
         else:

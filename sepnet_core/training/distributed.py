@@ -35,6 +35,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from sepnet_core.device import pick_device  # re-exported at its old path
+
 __all__ = [
     "DistInfo",
     "init_distributed",
@@ -78,33 +80,6 @@ class DistInfo:
     def distributed(self) -> bool:
         """True when more than one process takes part."""
         return self.world_size > 1
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """Resolve a config device name to a ``torch.device``.
-
-    Args:
-        name: "auto" (cuda if available, else mps, else cpu), "cpu", "cuda" or "mps".
-        local_rank: CUDA device index under ``torchrun``.
-
-    Raises:
-        ValueError: unknown name, or the requested accelerator is not available.
-    """
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' requested but torch sees no CUDA device (use device=auto or cpu)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps":
-        if not has_mps:
-            raise ValueError("device='mps' requested but MPS is not available (use device=auto or cpu)")
-        return torch.device("mps")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, mps")
 
 
 def per_rank_batch(batch_size: int, world_size: int) -> int:

@@ -368,7 +368,8 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         scores = {name: math.nan for name in metric_names()}
         if info.is_main and valid and ((epoch + 1) % config.validate_every == 0 or last_epoch):
             with D.main_rank_threads(info):  # the other ranks only wait: use their cores
-                scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device, amp=amp,
+                scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device,
+                                  amp=None if config.amp else False,  # the device's rule (sepnet_core.device)
                                   batch_size=config.batch_size)
         improved = _better(scores[config.select_by], best) or (not valid and info.is_main)
         if improved and valid:

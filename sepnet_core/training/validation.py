@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sepnet_core.device import resolve_amp
 from sepnet_core.inference.sliding import predict_volume
 from sepnet_core.metrics import dice, weighted_average
 from sepnet_core.organs import ORGANS
@@ -36,7 +37,7 @@ def validate(
     patch_size: Sequence[int],
     mode: str = "gaussian",
     device: torch.device | str = "cpu",
-    amp: bool = False,
+    amp: bool | None = False,
     batch_size: int = 1,
 ) -> dict[str, float]:
     """Segment every case and score it.
@@ -48,7 +49,9 @@ def validate(
         patch_size: Sliding-window size (d, h, w) voxels.
         mode: ``predict_volume`` mode, "gaussian" or "reference".
         device: Device to run on.
-        amp: Autocast during inference (CUDA only).
+        amp: bfloat16 autocast: True, False, or None for the device's default; resolved by
+            :func:`sepnet_core.device.resolve_amp`, the rule ``sepnet predict`` and the book's evaluation
+            use, so the logged Dice is what they reproduce with the same setting and batch size.
         batch_size: Windows per forward pass.
 
     Returns:
@@ -67,7 +70,7 @@ def validate(
             # turns near-ties into different argmax labels, and the logged Dice must be what a user
             # reproduces with predict + evaluate (tests/test_validation_vs_evaluate.py).
             probs = predict_volume(model, case.image, patch_size, mode=mode, batch_size=batch_size,
-                                   device=device, amp=amp and torch.device(device).type == "cuda",
+                                   device=device, amp=resolve_amp(amp, device),
                                    out_dtype=np.float32)
             pred = probs.argmax(axis=0).astype(np.uint8)
             for organ in ORGANS:
