@@ -52,7 +52,9 @@ lab: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[lab]" "$(TORCH_PIN)"
 	$(VENV)/bin/jupyter lab notebooks/
 
+# MONAI (the comparisons of bench_inference.py and bench_metrics.py) is the 'bench' extra.
 bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[bench]" "$(TORCH_PIN)"
 	$(PY) benchmarks/run_all.py
 
 lint: $(VENV)/.installed

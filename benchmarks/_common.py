@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -16,13 +17,32 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["REPO_ROOT", "RESULTS_DIR", "time_call", "machine_info", "print_table", "write_csv"]
+__all__ = ["REPO_ROOT", "RESULTS_DIR", "require", "time_call", "machine_info", "print_table", "write_csv"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """Repository root (the folder holding ``benchmarks/``)."""
 
 RESULTS_DIR = REPO_ROOT / "results" / "benchmarks"
 """Where benchmark CSV files go."""
+
+
+def require(module: str, script: str, extra: str = "bench") -> None:
+    """Import ``module`` or stop ``script`` with one line saying how to install it.
+
+    MONAI is not a dependency of the package: the benchmarks that compare with it need the ``bench`` extra
+    (``pip install -e '.[bench]'``; ``make bench`` installs it).
+
+    Raises:
+        SystemExit: ``module`` cannot be imported (exit status 2, message on stderr).
+    """
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        print(f"{script}: error: needs {module} ({exc}); install the '{extra}' extra: "
+              f"pip install -e '.[{extra}]' (make bench does)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 1) -> tuple[float, Any]:

@@ -37,6 +37,7 @@ from _common import machine_info, print_table, write_csv  # noqa: E402
 from _perf import load_average  # noqa: E402
 
 from sepnet_core.data.phantom import write_dataset  # noqa: E402
+from sepnet_core.device import native_bf16  # noqa: E402
 from sepnet_core.inference.sliding import predict_volume  # noqa: E402
 from sepnet_core.losses import build_loss  # noqa: E402
 from sepnet_core.metrics import dice  # noqa: E402
@@ -44,7 +45,6 @@ from sepnet_core.organs import ORGANS  # noqa: E402
 from sepnet_core.training import apply_overrides, fit, load_model, preset  # noqa: E402
 from sepnet_core.training.data import load_split  # noqa: E402
 from sepnet_core.training.loop import loss_options  # noqa: E402
-from sepnet_core.training.precision import cpu_has_native_bf16  # noqa: E402
 from sepnet_core.training.validation import validate  # noqa: E402
 
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows += validation_windows(train_steps, max(1, rounds // 2), Path(tmp), args.checkpoint, args.data)
     rows = [{**r, "mean_dice": r.get("mean_dice", "")} for r in rows]
-    info = {**machine_info(), "native_bf16": cpu_has_native_bf16(), "load_before": load_before,
+    info = {**machine_info(), "native_bf16": native_bf16("cpu"), "load_before": load_before,
             "load_after": load_average(), "rounds": rounds}
     print_table(rows)
     print(f"native bf16 on this CPU: {info['native_bf16']}; "

@@ -1,5 +1,8 @@
 """Benchmark: whole-volume inference of one network, our path against MONAI's and the reference scheme.
 
+Needs MONAI, which is not a dependency of the package: the ``bench`` extra (``pip install -e '.[bench]'``;
+``make bench`` installs it). Without it the script stops with one line saying so (exit status 2).
+
 Timing part (the paper's network, base 24, seeded and untrained; a 120 x 256 x 256 phantom CT, SLF-1):
 
 * ``monai_naive``: ``monai.inferers.sliding_window_inference`` (Gaussian windows 16 x 256 x 256,
@@ -44,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import REPO_ROOT, machine_info, print_table, write_csv  # noqa: E402
+from _common import REPO_ROOT, machine_info, print_table, require, write_csv  # noqa: E402
 from _perf import load_average, synthetic_case, thread_settings  # noqa: E402
 
 from sepnet_core.inference.sliding import gaussian_importance_map, predict_volume  # noqa: E402
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-trained", action="store_true", help="skip the trained-checkpoint part")
     parser.add_argument("--no-csv", action="store_true", help="do not write results/benchmarks/inference.csv")
     args = parser.parse_args(argv)
+    require("monai", "bench_inference.py")  # the comparison needs the 'bench' extra
     warnings.filterwarnings("ignore", module="monai")
 
     print("timing (base-24 SepNet, untrained):", flush=True)

@@ -1,5 +1,8 @@
 """Benchmark: our Dice + HD95 against MONAI's on the 22 organs of one synthetic 120 x 512 x 512 case.
 
+Needs MONAI, which is not a dependency of the package: the ``bench`` extra (``pip install -e '.[bench]'``;
+``make bench`` installs it). Without it the script stops with one line saying so (exit status 2).
+
 The reference is 22 irregular blobs of plausible head-and-neck sizes (mm) painted into a label volume;
 the prediction perturbs each (shifted centre, scaled axes, different surface noise) and adds a few
 spurious islands, as real predictions have. Both are made from a fixed seed.
@@ -36,7 +39,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import machine_info, print_table, time_call, write_csv  # noqa: E402
+from _common import machine_info, print_table, require, time_call, write_csv  # noqa: E402
 
 from sepnet_core.metrics import dice, evaluate_case, hd95  # noqa: E402
 from sepnet_core.organs import ORGANS  # noqa: E402
@@ -150,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(s < 8 for s in size):
         parser.error(f"--size {size} must be at least 8 voxels per axis")
 
+    require("monai", "bench_metrics.py")  # the comparison needs the 'bench' extra
     warnings.filterwarnings("ignore", module="monai")
     ref, pred = make_case(size, args.seed)
     _monai_pair(pred == 1, ref == 1)  # warm-up: imports, first-call overheads

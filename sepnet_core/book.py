@@ -1,5 +1,12 @@
 """Helpers of the book's stage notebooks that are not analysis: paths, quiet output, ``glue``, the result
-files of a training stage, atomic result writers and the commands printed on the reproducibility page.
+files of a training stage and atomic result writers.
+
+Names the notebooks use from elsewhere are re-exported here, so ``from sepnet_core import book`` is all a
+notebook needs: stage commands (:mod:`sepnet_core.pipeline.commands`: ``train_overrides``,
+``torchrun_command``, ``papermill_command``), the phantom data set (:mod:`sepnet_core.data.generated`:
+``generate_phantom``), scoring a split (:func:`sepnet_core.evaluation.evaluate_split`, behind
+``evaluate_split``) and installed versions (:func:`sepnet_core.clinical.report.distribution_versions`,
+behind ``package_versions``).
 
 Every analysis number is computed in :mod:`sepnet_core.analysis`; the notebooks (``notebooks/*.ipynb``)
 call it and use this module for the plumbing around it.
@@ -24,19 +31,18 @@ import json
 import logging
 import math
 import os
-import shlex
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sepnet_core.data.generated import generate_phantom
 from sepnet_core.fileio import write_csv_atomic, write_json_atomic
+from sepnet_core.pipeline.commands import papermill_command, torchrun_command, train_overrides
 
 __all__ = [
     "PACKAGES", "RUN_FILES", "RunResults", "evaluate_split", "evaluation_table", "format_value",
@@ -52,9 +58,6 @@ RUN_FILES: tuple[str, ...] = ("test_metrics.csv", "log.csv", "config.json", "tim
 PACKAGES: tuple[str, ...] = ("sepnet-book", "torch", "numpy", "scipy", "pandas", "SimpleITK", "nibabel",
                              "monai", "matplotlib", "papermill", "jupyter-book", "myst-nb")
 """Packages listed on the reproducibility page."""
-
-_PHANTOM_MANIFEST = "dataset.json"
-
 
 # ------------------------------------------------------------------------------------------- paths
 def repo_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
@@ -279,40 +282,7 @@ def spread_or_none(value: float | None) -> float | None:
     return float(value)
 
 
-# -------------------------------------------------------------------------------------------- data
-def generate_phantom(data_dir: str | os.PathLike[str], profile: str, cases: Mapping[str, int], seed: int,
-                     workers: int | None = None) -> list[Path]:
-    """(Re)generate the phantom data set of a profile in ``data_dir``.
-
-    A folder generated earlier (it holds the phantom's ``dataset.json``) is deleted first, so the folder
-    always holds exactly this request; a non-empty folder without that manifest is never touched.
-
-    Args:
-        data_dir: Output folder (StructSeg layout ``<split>/<case>/data.nii.gz``).
-        profile: Phantom profile (:data:`sepnet_core.data.phantom.PHANTOM_PROFILES`).
-        cases: Cases per split, e.g. ``{"train": 6, "valid": 2, "test": 2}``.
-        seed: Data-set seed.
-        workers: Processes (default: the phantom's default).
-
-    Returns:
-        The case folders.
-
-    Raises:
-        FileExistsError: ``data_dir`` is a non-empty folder that the phantom did not write.
-    """
-    from sepnet_core.data.phantom import write_dataset
-
-    folder = Path(data_dir)
-    if folder.is_dir() and any(folder.iterdir()):
-        if not (folder / _PHANTOM_MANIFEST).is_file():
-            raise FileExistsError(f"{folder}: not empty and not a generated phantom "
-                                  f"(no {_PHANTOM_MANIFEST}); refusing to replace it")
-        shutil.rmtree(folder)
-    counts = {str(k): int(v) for k, v in cases.items()}
-    return write_dataset(folder, cases=sum(counts.values()), seed=seed, profile=profile, split=counts,
-                         workers=workers)
-
-
+# -------------------------------------------------------------------------------------------- runs
 _RUN_MARKER = "stage.json"
 
 
@@ -353,102 +323,19 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], config: Any, code_hash: str
 
 
 def evaluate_split(models: Sequence[Any], data_dir: str | os.PathLike[str], split: str = "test",
-                   mode: str = "gaussian", batch_size: int = 1) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Segment every labelled case of ``<data_dir>/<split>`` and score it.
+                   mode: str = "gaussian", batch_size: int = 1, amp: bool | None = None
+                   ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """:func:`sepnet_core.evaluation.evaluate_split` (segment every labelled case of a split and score it;
+    one function used by the book, ``predict`` + ``evaluate`` and the tests)."""
+    from sepnet_core.evaluation import evaluate_split as score_split
 
-    Args:
-        models: :class:`~sepnet_core.training.LoadedModel` members (one for a single network), fused by
-            :func:`sepnet_core.inference.ensemble.predict_case`.
-        data_dir: Data set folder (StructSeg layout).
-        split: Split folder (default ``"test"``).
-        mode: Sliding-window mode (``"gaussian"`` | ``"reference"``), e.g. the run's ``val_mode``.
-        batch_size: Windows per forward pass.
-
-    Returns:
-        ``(table, seconds)``: :func:`sepnet_core.metrics.evaluate_case` rows of every case (22 per case)
-        and the inference wall-clock seconds of each case (prediction only, not reading or scoring).
-    """
-    import time
-
-    from sepnet_core.data.io import list_cases, read_case
-    from sepnet_core.inference.ensemble import predict_case
-    from sepnet_core.metrics import evaluate_case
-
-    frames, seconds = [], {}
-    for case_dir in list_cases(data_dir, split):
-        case = read_case(case_dir, require_label=True)
-        start = time.perf_counter()
-        result = predict_case(models, case.image, mode=mode, batch_size=batch_size)
-        seconds[case.case_id] = round(time.perf_counter() - start, 3)
-        frames.append(evaluate_case(result.labels, case.label, case.geometry.spacing_mm, case.case_id))
-    return pd.concat(frames, ignore_index=True), seconds
+    return score_split(models, data_dir, split, mode=mode, batch_size=batch_size, amp=amp)
 
 
-# ---------------------------------------------------------------------------------------- commands
-def train_overrides(model: str, intensity: str, loss: str, alpha: float | None, seed: int,
-                    extra: Sequence[str] = ()) -> list[str]:
-    """``key=value`` overrides (:func:`sepnet_core.training.apply_overrides`) of one training stage.
-
-    ``alpha`` is set only when given (the ATH temperature; other losses ignore it).
-
-    Example:
-        >>> train_overrides("unet", "slf1", "ath", 0.5, 2)
-        ['model.name=unet', 'intensity=slf1', 'loss=ath', 'seed=2', 'alpha=0.5']
-    """
-    items = [f"model.name={model}", f"intensity={intensity}", f"loss={loss}", f"seed={int(seed)}"]
-    if alpha is not None:
-        items.append(f"alpha={float(alpha):g}")
-    return [*items, *extra]
-
-
-def torchrun_command(preset: str, data_root: str | os.PathLike[str], run_dir: str | os.PathLike[str],
-                     overrides: Sequence[str], nproc: int, resume: bool = True,
-                     python: str | None = None) -> list[str]:
-    """The ``torchrun`` command of a multi-GPU training stage (``sepnet train`` under torchrun).
-
-    Args:
-        preset: Training preset.
-        data_root: Data set folder.
-        run_dir: Run folder.
-        overrides: ``key=value`` overrides, passed as ``--set``.
-        nproc: Processes (GPUs), >= 1.
-        resume: ``--resume`` (continue ``run_dir``) if true, else ``--force`` (start over).
-        python: Interpreter (default: this one).
-
-    Raises:
-        ValueError: ``nproc`` < 1.
-    """
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be an int >= 1, got {nproc!r}")
-    command = [python or sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "sepnet_core.cli", "train", "--preset", preset,
-               "--data-root", str(data_root), "--out", str(run_dir), "--resume" if resume else "--force"]
-    for item in overrides:
-        command += ["--set", item]
-    return command
-
-
-def papermill_command(template: str, output: str, parameters: Mapping[str, Any],
-                      executable: str = ".venv/bin/papermill") -> str:
-    """The shell command that runs one stage by hand with papermill from the repository root.
-
-    Args:
-        template: Template notebook (``notebooks/03_train.ipynb``).
-        output: Executed notebook to write.
-        parameters: The stage's full parameters (e.g. ``Layout.parameters(stage)``), passed as YAML.
-        executable: The papermill program (default: the project's virtual environment's, whose
-            ``python3`` kernel is that environment).
-    """
-    yaml = json.dumps(dict(parameters), sort_keys=False)  # JSON is YAML
-    return shlex.join([executable, template, output, "-k", "python3", "--cwd", ".", "-y", yaml])
-
-
+# ---------------------------------------------------------------------------------------- versions
 def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed version of each distribution (``None`` when it is not installed)."""
-    versions: dict[str, str | None] = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    """Installed version of each distribution (``None`` when it is not installed), by default
+    :data:`PACKAGES` (:func:`sepnet_core.clinical.report.distribution_versions`)."""
+    from sepnet_core.clinical.report import distribution_versions
+
+    return distribution_versions(names)

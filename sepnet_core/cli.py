@@ -22,11 +22,12 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import NoReturn
 
 from sepnet_core import __version__
 from sepnet_core.errors import SepNetError
 
-COMMANDS: tuple[str, ...] = ("phantom", "train", "predict", "evaluate")
+COMMANDS: tuple[str, ...] = ("phantom", "split", "train", "predict", "evaluate")
 """Sub-command module names under :mod:`sepnet_core.commands`, in ``--help`` order."""
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -35,16 +36,28 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 """Exceptions reported as one line with exit code 2 (the input or the output path is at fault)."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line on stderr (exit code 2), like user errors:
+    ``sepnet <command>: error: <problem> (see 'sepnet <command> --help')``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available sub-command registered."""
-    parser = argparse.ArgumentParser(
+    """Build the top-level parser with every available sub-command registered.
+
+    Options shared by every command (``-v``) are accepted before or after the sub-command.
+    """
+    parser = OneLineParser(
         prog="sepnet",
         description="3D-SepNet organ-at-risk segmentation of head-and-neck CT (StructSeg 2019 task 1).",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"sepnet {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=OneLineParser)
     for name in COMMANDS:
         try:
             module = importlib.import_module(f"sepnet_core.commands.{name}")
@@ -53,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # after the sub-command too; SUPPRESS keeps a -v given before
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log debug messages")
     return parser
 
 

@@ -1,4 +1,6 @@
-"""Evaluate a folder of predicted label maps against a StructSeg split folder.
+"""Score segmentations: a folder of predicted label maps against a StructSeg split folder
+(:func:`evaluate_folders`, ``sepnet evaluate``), or a split segmented by checkpoints on the fly
+(:func:`evaluate_split`, the book's test evaluation: :func:`sepnet_core.inference.segment` per case).
 
 Layouts:
 
@@ -21,7 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import SimpleITK as sitk
@@ -33,7 +38,8 @@ from sepnet_core.errors import SepNetError, SepNetInputError
 from sepnet_core.fileio import is_temporary, write_csv_atomic, write_json_atomic
 from sepnet_core.metrics import evaluate_case, summarize
 
-__all__ = ["PREDICTION_NAME", "find_predictions", "find_references", "evaluate_folders", "write_evaluation"]
+__all__ = ["PREDICTION_NAME", "find_predictions", "find_references", "evaluate_folders", "evaluate_split",
+           "write_evaluation"]
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +180,48 @@ def evaluate_folders(
         "sepnet_version": __version__,
     })
     return table, summary
+
+
+def evaluate_split(
+    models: Sequence[Any],
+    data_dir: str | os.PathLike[str],
+    split: str = "test",
+    *,
+    mode: str = "gaussian",
+    batch_size: int | None = None,
+    amp: bool | None = None,
+    overlap: float | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Segment every labelled case of ``<data_dir>/<split>`` with :func:`sepnet_core.inference.segment`
+    and score it (what ``sepnet predict`` on each case + ``sepnet evaluate`` gives, in one call).
+
+    Args:
+        models: Checkpoint files or :class:`~sepnet_core.checkpoint.LoadedModel` members (one for a single
+            network), loaded once for all cases.
+        data_dir: Data set folder (StructSeg layout).
+        split: Split folder (default ``"test"``).
+        mode: Sliding-window mode (``"gaussian"`` | ``"reference"``), e.g. the run's ``val_mode``.
+        batch_size: Windows per forward pass (default: by device, see ``segment``).
+        amp: bfloat16 autocast; None: the device's default (:func:`sepnet_core.device.resolve_amp`), the
+            rule validation uses too.
+        overlap: Gaussian-mode overlap (default 0.5).
+
+    Returns:
+        ``(table, seconds)``: :func:`sepnet_core.metrics.evaluate_case` rows of every case (22 per case)
+        and the inference wall-clock seconds of each case (prediction only, not reading or scoring).
+    """
+    from sepnet_core.data.io import list_cases, read_case
+    from sepnet_core.inference.segmentation import load_members, segment
+
+    members = load_members(models, "auto")
+    frames, seconds = [], {}
+    for case_dir in list_cases(data_dir, split):
+        case = read_case(case_dir, require_label=True)
+        start = time.perf_counter()
+        result = segment(case.image, members, mode=mode, batch_size=batch_size, amp=amp, overlap=overlap)
+        seconds[case.case_id] = round(time.perf_counter() - start, 3)
+        frames.append(evaluate_case(result.labels, case.label, case.geometry.spacing_mm, case.case_id))
+    return pd.concat(frames, ignore_index=True), seconds
 
 
 def write_evaluation(

@@ -106,8 +106,11 @@ Other differences from the reference code:
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -140,6 +143,22 @@ def _positive(arg: str, value: Any) -> float:
     return out
 
 
+_CHECK_LABEL_RANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("check_label_range", default=True)
+
+
+@contextmanager
+def labels_prechecked() -> Iterator[None]:
+    """Inside this block the losses skip their label-range check (``target.min()``/``max()``, which on a
+    GPU makes the host wait for the device every step); every other input check stays. For targets
+    already checked on the host, as the training loop's (:class:`~sepnet_core.data.sampling.PatchSampler`
+    checks each case once when it is loaded). Direct calls outside the block are fully checked."""
+    token = _CHECK_LABEL_RANGE.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_LABEL_RANGE.reset(token)
+
+
 def _check_inputs(logits: Any, target: Any) -> None:
     """ValueError/TypeError naming the argument unless logits (B,C,D,H,W) float and target (B,D,H,W) int64."""
     if not isinstance(logits, torch.Tensor):
@@ -164,6 +183,8 @@ def _check_inputs(logits: Any, target: Any) -> None:
         )
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits are on {logits.device}; they must match")
+    if not _CHECK_LABEL_RANGE.get():
+        return
     low, high = int(target.min()), int(target.max())
     num_classes = logits.shape[1]
     if low < 0 or high >= num_classes:

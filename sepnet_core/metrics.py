@@ -22,6 +22,12 @@ Conventions (all functions):
   Both empty means the organ is absent and correctly not predicted: it says nothing and is skipped by
   the averages. One empty is a missed (or hallucinated) organ: the surface distance does not exist, and
   reporting ``inf`` rather than NaN keeps that failure from being silently averaged away.
+* **Misses counted** (tables only; :func:`hd95` keeps the convention above): :func:`evaluate_case` adds
+  ``missed`` (reference non-empty, prediction empty) and ``hd95_penalized``, equal to ``hd95`` where it is
+  finite and to the **image diagonal in mm** (:func:`image_diagonal_mm`, the largest distance two voxels
+  of the volume can have) where it is infinite (a missed or hallucinated organ), as several challenges
+  score a missing structure. :func:`summarize` reports ``n_missed`` and the penalised averages beside
+  the ones that skip misses, so a model that misses organs never looks better for it.
 * **Weighted averages** (:func:`weighted_average`): per-organ means over cases first (NaN skipped), then
   the StructSeg importance-weighted mean over organs, weights renormalised over the organs that have a
   value. An infinite HD95 makes the result infinite by default (``on_inf="propagate"``); ``on_inf="skip"``
@@ -50,6 +56,7 @@ from sepnet_core.organs import NUM_ORGANS, ORGANS, importance_weights
 __all__ = [
     "TABLE_COLUMNS",
     "dice",
+    "image_diagonal_mm",
     "hd95",
     "evaluate_case",
     "weighted_average",
@@ -57,10 +64,11 @@ __all__ = [
     "summarize",
 ]
 
-TABLE_COLUMNS: tuple[str, ...] = ("case", "label", "organ", "dice", "hd95", "volume_ref_ml", "volume_pred_ml")
+TABLE_COLUMNS: tuple[str, ...] = ("case", "label", "organ", "dice", "hd95", "volume_ref_ml", "volume_pred_ml",
+                                  "missed", "hd95_penalized")
 """Columns of the table returned by :func:`evaluate_case`, in order."""
 
-_METRICS = ("dice", "hd95")
+_METRICS = ("dice", "hd95", "hd95_penalized")
 _EDT_VOXELS_PER_EDGE = 4.0  # distance transform if box voxels <= this x edge voxels, else KD-tree (measured)
 _ON_INF = {"propagate": False, "skip": True}  # name -> whether infinite values are dropped
 
@@ -198,6 +206,22 @@ def hd95(pred: np.ndarray, ref: np.ndarray, spacing_mm: Sequence[float] = (1.0, 
     return _pair(pred[box], ref[box], spacing)[1]
 
 
+def image_diagonal_mm(shape: Sequence[int], spacing_mm: Sequence[float]) -> float:
+    """Length in mm of the diagonal of a volume of ``shape`` (z, y, x) voxels: the HD95 penalty of a miss.
+
+    Measured between the centres of opposite corner voxels, ``sqrt(sum(((n - 1) * spacing)^2))``, the
+    largest distance two voxels of the image can have, so no real HD95 of the image exceeds it.
+
+    Raises:
+        ValueError: ``shape`` is not three positive integers, or ``spacing_mm`` is invalid.
+    """
+    spacing = _check_spacing(spacing_mm)
+    dims = tuple(int(n) for n in shape)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"shape must be three positive voxel counts (z, y, x), got {tuple(shape)}")
+    return float(math.sqrt(sum(((n - 1) * d) ** 2 for n, d in zip(dims, spacing, strict=True))))
+
+
 def evaluate_case(
     pred_labels: np.ndarray, ref_labels: np.ndarray, spacing_mm: Sequence[float], case_id: str = ""
 ) -> pd.DataFrame:
@@ -212,8 +236,9 @@ def evaluate_case(
     Returns:
         DataFrame with 22 rows (labels 1..22 in order) and columns :data:`TABLE_COLUMNS`:
         ``case`` (str), ``label`` (int), ``organ`` (organ key), ``dice``, ``hd95`` (mm),
-        ``volume_ref_ml``, ``volume_pred_ml`` (millilitres). Empty-mask conventions as :func:`dice`
-        and :func:`hd95`.
+        ``volume_ref_ml``, ``volume_pred_ml`` (millilitres), ``missed`` (bool: reference non-empty,
+        prediction empty), ``hd95_penalized`` (mm: ``hd95``, or :func:`image_diagonal_mm` of the volume
+        where ``hd95`` is infinite). Empty-mask conventions as :func:`dice` and :func:`hd95`.
 
     Raises:
         ValueError: if a volume is not 3-D integer with values 0..22, the shapes differ, or
@@ -224,19 +249,22 @@ def evaluate_case(
     _check_same_shape(pred_labels, ref_labels, "pred_labels", "ref_labels")
     spacing = _check_spacing(spacing_mm)
     voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0
+    penalty = image_diagonal_mm(ref_labels.shape, spacing)
     pred_boxes = ndimage.find_objects(pred_labels, max_label=NUM_ORGANS)
     ref_boxes = ndimage.find_objects(ref_labels, max_label=NUM_ORGANS)
     rows = []
     for organ, pred_box, ref_box in zip(ORGANS, pred_boxes, ref_boxes, strict=True):
         boxes = [b for b in (pred_box, ref_box) if b is not None]
         if not boxes:
-            rows.append((case_id, organ.label, organ.key, math.nan, math.nan, 0.0, 0.0))
+            rows.append((case_id, organ.label, organ.key, math.nan, math.nan, 0.0, 0.0, False, math.nan))
             continue
         box = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
         pred, ref = pred_labels[box] == organ.label, ref_labels[box] == organ.label
         dice_value, hd_value = _pair(pred, ref, spacing)
-        rows.append((case_id, organ.label, organ.key, dice_value, hd_value,
-                     np.count_nonzero(ref) * voxel_ml, np.count_nonzero(pred) * voxel_ml))
+        n_ref, n_pred = np.count_nonzero(ref), np.count_nonzero(pred)
+        rows.append((case_id, organ.label, organ.key, dice_value, hd_value, n_ref * voxel_ml,
+                     n_pred * voxel_ml, bool(n_ref > 0 and n_pred == 0),
+                     penalty if math.isinf(hd_value) else hd_value))
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -272,7 +300,7 @@ def weighted_average(table: pd.DataFrame, metric: str, on_inf: str = "propagate"
 
     Args:
         table: Rows as from :func:`evaluate_case` (one or more cases); needs columns ``label`` and ``metric``.
-        metric: ``"dice"`` or ``"hd95"``.
+        metric: ``"dice"``, ``"hd95"`` or ``"hd95_penalized"``.
         on_inf: ``"propagate"`` (default): an infinite value (a missed organ's HD95) makes the result
             infinite; ``"skip"``: infinite values are dropped like NaN.
 
@@ -299,11 +327,12 @@ def per_organ_table(table: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         DataFrame indexed by organ key (organ order 1..22) with columns ``label``, ``weight``, ``n``
-        (rows with a defined Dice), ``dice_mean``, ``dice_std``, ``hd95_mean``, ``hd95_std``, ``n_hd95_inf``.
+        (rows with a defined Dice), ``dice_mean``, ``dice_std``, ``hd95_mean``, ``hd95_std``, ``n_hd95_inf``,
+        and when the table has them ``n_missed`` and ``hd95_penalized_mean`` (mm, misses at the penalty).
         Means skip NaN; an infinite HD95 makes that organ's ``hd95_mean`` infinite and ``hd95_std`` NaN.
         Standard deviations are sample ones (ddof=1), NaN for a single case.
     """
-    for metric in _METRICS:
+    for metric in ("dice", "hd95"):
         _check_table(table, metric)
     groups = table.groupby("label")
     out = pd.DataFrame(
@@ -322,6 +351,10 @@ def per_organ_table(table: pd.DataFrame) -> pd.DataFrame:
         out["hd95_mean"] = labels.map(hd_values.mean())
         out["hd95_std"] = labels.map(hd_values.std())
     out["n_hd95_inf"] = labels.map(hd_values.apply(lambda s: int(np.isinf(s).sum()))).fillna(0).astype(int)
+    if "missed" in table.columns:
+        out["n_missed"] = labels.map(groups["missed"].sum()).fillna(0).astype(int)
+    if "hd95_penalized" in table.columns:
+        out["hd95_penalized_mean"] = labels.map(groups["hd95_penalized"].mean())
     return out
 
 
@@ -337,6 +370,8 @@ def summarize(table: pd.DataFrame) -> dict:
         weights, :func:`weighted_average`, infinite HD95 propagates), ``mean_hd95_finite`` and
         ``weighted_hd95_finite`` (infinite HD95 values skipped), ``n_hd95_inf`` (number of rows with
         infinite HD95) and ``per_organ`` (``{organ key: {column: value}}`` of :func:`per_organ_table`).
+        When the table has the columns of :func:`evaluate_case`: ``n_missed`` (missed organ instances)
+        and ``mean_hd95_penalized``, ``weighted_hd95_penalized`` (misses at the image-diagonal penalty).
         All numbers are plain Python ints/floats.
     """
     organs = per_organ_table(table)
@@ -346,9 +381,16 @@ def summarize(table: pd.DataFrame) -> dict:
         return float(means.mean()) if not means.empty else math.nan
 
     per_organ = {
-        key: {col: (int(v) if col in ("label", "n", "n_hd95_inf") else float(v)) for col, v in row.items()}
+        key: {col: (int(v) if col in ("label", "n", "n_hd95_inf", "n_missed") else float(v))
+              for col, v in row.items()}
         for key, row in organs.iterrows()
     }
+    extra: dict = {}
+    if "missed" in table.columns:
+        extra["n_missed"] = int(table["missed"].astype(bool).sum())
+    if "hd95_penalized" in table.columns:
+        extra["mean_hd95_penalized"] = unweighted("hd95_penalized", "propagate")
+        extra["weighted_hd95_penalized"] = weighted_average(table, "hd95_penalized")
     return {
         "n_cases": int(table["case"].nunique()) if "case" in table.columns else 0,
         "mean_dice": unweighted("dice", "propagate"),
@@ -358,5 +400,6 @@ def summarize(table: pd.DataFrame) -> dict:
         "mean_hd95_finite": unweighted("hd95", "skip"),
         "weighted_hd95_finite": weighted_average(table, "hd95", on_inf="skip"),
         "n_hd95_inf": int(np.isinf(table["hd95"].astype(float)).sum()),
+        **extra,
         "per_organ": per_organ,
     }

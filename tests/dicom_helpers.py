@@ -91,6 +91,41 @@ def write_ct_series(
     return files
 
 
+def compress_series(files: Sequence[Path], syntax: str) -> None:
+    """Re-encode each file's pixel data in place in a compressed transfer syntax.
+
+    ``syntax``: a name of ``gdcm.TransferSyntax`` (``JPEGLosslessProcess14_1``, ``JPEGLSLossless``,
+    ``JPEG2000Lossless``, ``RLELossless``), transcoded with GDCM; or ``"pydicom-RLE"``: RLE Lossless with
+    pydicom's own encoder.
+    """
+    if syntax == "pydicom-RLE":
+        from pydicom.uid import RLELossless
+
+        for path in files:
+            ds = pydicom.dcmread(path)
+            ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
+            ds.save_as(path)
+        return
+    import gdcm
+
+    for path in files:
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(path))
+        if not reader.Read():
+            raise OSError(f"{path}: GDCM cannot read it")
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise OSError(f"{path}: GDCM cannot encode it as {syntax}")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(path))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise OSError(f"{path}: GDCM cannot write it")
+
+
 def edit_series(files: Sequence[Path], **attributes) -> None:
     """Set DICOM attributes (keyword=value) in every file, in place."""
     for path in files:

@@ -19,13 +19,16 @@ from sepnet_core.analysis.claims import (
     evaluate_claims,
 )
 from sepnet_core.analysis.comparison import Comparison, OrganCount
-from sepnet_core.analysis.uncertainty_analysis import SpearmanResult
 
 
-def comparison(outcome: str, spread: float = 0.01, a: str = "window", b: str = "slf1") -> Comparison:
-    return Comparison(a=a, b=b, metric="weighted_dice", mean_a=0.70, mean_b=0.75, difference=0.05,
-                      spread=spread, spread_source="pooled seeds" if math.isfinite(spread) else "unknown",
-                      n_seeds_a=2, n_seeds_b=2, n_cases=10, ci_low=0.01, ci_high=0.09, outcome=outcome)
+def comparison(p: float, difference: float = 0.05, a: str = "window", b: str = "slf1",
+               gate: bool | None = None, metric: str = "weighted_dice") -> Comparison:
+    return Comparison(a=a, b=b, metric=metric, mean_a=0.70, mean_b=0.70 + difference, difference=difference,
+                      spread=0.01 if math.isfinite(p) else math.nan,  # NaN p: seed variance unknown
+                      spread_source="pooled seeds" if math.isfinite(p) else "unknown",
+                      n_seeds_a=3, n_seeds_b=3, n_cases=20,
+                      ci_low=difference - 0.04, ci_high=difference + 0.04, outcome="(not used)", p_value=p,
+                      gate_passed=gate)
 
 
 def row(inputs: dict, claim_id: str) -> pd.Series:
@@ -44,8 +47,7 @@ def test_tables_are_consistent():
 
 def test_empty_inputs_give_not_measured_without_crashing():
     table = evaluate_claims({})
-    assert list(table.columns) == ["id", "text", "paper_value", "ours", "spread", "verdict", "reason",
-                                   "evidence"]
+    assert list(table.columns) == list(claims_module.CLAIM_COLUMNS)
     assert table["id"].tolist() == [c.id for c in PAPER_CLAIMS]
     assert set(table["verdict"]) <= set(VERDICTS)
     verdicts = table.set_index("id")["verdict"]
@@ -73,7 +75,7 @@ def test_hidden_test_set_is_never_measurable():
 
 @pytest.mark.parametrize("counts, verdict", [
     ({"sepnet": 2505527, "unet": 9179207}, "reproduced"),
-    ({"sepnet": 100, "unet": 400}, "partly reproduced"),
+    ({"sepnet": 100, "unet": 400}, "reproduced"),
     ({"sepnet": 300, "unet": 400}, "not reproduced"),
 ])
 def test_parameter_rule(counts, verdict):
@@ -82,63 +84,107 @@ def test_parameter_rule(counts, verdict):
     assert f"{counts['sepnet'] / counts['unet']:.2f}" in r["ours"]
 
 
-@pytest.mark.parametrize("outcomes, spread, verdict, reason", [
-    (["b better"], 0.01, "reproduced", ""),
-    (["b better"], math.nan, "partly reproduced", "seed spread unknown"),
-    (["within seed-to-seed spread"], 0.05, "not reproduced", "difference within seed-to-seed spread"),
-    (["a better"], 0.01, "not reproduced", "opposite: window better"),
-    (["no clear difference"], 0.01, "not reproduced", "CI includes 0"),
-    (["b better", "within seed-to-seed spread"], 0.01, "partly reproduced", "within seed-to-seed spread"),
-    (["within seed-to-seed spread", "within seed-to-seed spread"], 0.05, "not reproduced",
-     "difference within seed-to-seed spread"),
+@pytest.mark.parametrize("p, difference, gate, verdict, reason", [
+    (0.001, 0.05, True, "reproduced", ""),
+    (0.001, 0.05, None, "reproduced", "gate not known"),
+    (0.001, -0.05, True, "opposite", ""),
+    (0.2, 0.05, True, "inconclusive", "Holm p = 0.2"),
+    (math.nan, 0.05, True, "inconclusive", "seed spread unknown"),
+    (0.001, 0.05, False, "inconclusive", "not trained"),
 ])
-def test_comparison_rule(outcomes, spread, verdict, reason):
-    comps = [comparison(o, spread) for o in outcomes]
-    claim = {c.id: c for c in assess_claims({"intensity_comparisons": comps})}["slf_beats_window"]
-    assert claim.verdict == verdict
-    assert reason in claim.reason
-    if verdict == "not reproduced" and "spread" in reason:
-        assert claim.verdict_text == "not reproduced (difference within seed-to-seed spread)"
+def test_comparison_rule(p, difference, gate, verdict, reason):
+    (claim,) = [c for c in assess_claims({"intensity_comparisons": [comparison(p, difference, gate=gate)]})
+                if c.id == "slf_beats_window"]
+    assert claim.verdict == verdict and reason in claim.reason
+    assert claim.effect == pytest.approx(difference * 100) and claim.unit == "pp"
+    assert (claim.n_cases, claim.n_seeds) == (20, "3 / 3")
+    assert claim.gate == {True: "passed", False: "failed", None: "not known"}[gate]
+
+
+def test_a_family_is_holm_corrected_one_row_per_comparison():
+    # p 0.02 and 0.03 in a family of two: Holm 0.04 and 0.04 -> both reproduced; 0.02 and 0.3: 0.04, 0.3
+    both = [comparison(0.02, a="dice", b="ath"), comparison(0.03, a="explog", b="ath")]
+    table = evaluate_claims({"loss_comparisons": both})
+    rows = table[table["id"] == "ath_improves"]
+    assert rows["comparison"].tolist() == ["ath vs dice", "ath vs explog"]
+    assert rows["p_holm"].tolist() == pytest.approx([0.04, 0.04])
+    assert (rows["verdict"] == "reproduced").all()
+    one = evaluate_claims({"loss_comparisons": [both[0], comparison(0.3, a="explog", b="ath")]})
+    rows = one[one["id"] == "ath_improves"]
+    assert rows["p_holm"].tolist() == pytest.approx([0.04, 0.3])
+    assert rows["verdict"].tolist() == ["reproduced", "inconclusive"]
+    # uncorrected, a family of six at p = 0.02 each would all pass; Holm makes them 0.12
+    members = [comparison(0.02, a=f"m{i}", b="ensemble") for i in range(6)]
+    six = evaluate_claims({"ensemble_vs_members": members})
+    rows = six[six["id"] == "ensemble_beats_members"]
+    assert len(rows) == 6 and (rows["verdict"] == "inconclusive").all()
+
+
+def test_gate_input_overrides_and_hd95_direction():
+    comps = [comparison(0.001, a="window", b="slf1", gate=True)]
+    r = row({"intensity_comparisons": comps, "gate": {"slf1": False}}, "slf_beats_window")
+    assert r["verdict"] == "inconclusive" and r["gate"] == "failed"
+    hd = [comparison(0.001, difference=-1.5, a="dice", b="ath", metric="weighted_hd95")]
+    r = row({"loss_comparisons": hd}, "ath_improves")
+    assert r["verdict"] == "reproduced" and r["unit"] == "mm" and r["effect"] == pytest.approx(-1.5)
+
+
+def test_a_comparison_written_before_the_procedure_is_inconclusive_and_says_why():
+    old = {k: v for k, v in comparison(0.001).to_dict().items() if k not in ("p_value", "se", "dof")}
+    r = row({"intensity_comparisons": [old]}, "slf_beats_window")
+    assert r["verdict"] == "inconclusive" and "rerun" in r["reason"]
+    one_case = {**comparison(math.nan).to_dict(), "n_cases": 1}
+    r = row({"intensity_comparisons": [one_case]}, "slf_beats_window")
+    assert r["verdict"] == "inconclusive" and "fewer than 2" in r["reason"]
 
 
 def test_comparisons_may_be_dicts_and_each_list_has_its_claim():
-    inputs = {"loss_comparisons": [comparison("b better", a="dice", b="ath").to_dict()],
-              "ensemble_vs_members": [comparison("a better", a="member", b="ensemble")]}
+    inputs = {"loss_comparisons": [comparison(0.001, a="dice", b="ath").to_dict()],
+              "ensemble_vs_members": [comparison(0.001, -0.05, a="member", b="ensemble")]}
     table = evaluate_claims(inputs).set_index("id")
     assert table.loc["ath_improves", "verdict"] == "reproduced"
     assert "+5.00 pp" in table.loc["ath_improves", "ours"]
-    assert table.loc["ensemble_beats_members", "verdict"] == "not reproduced"
+    assert table.loc["ensemble_beats_members", "verdict"] == "opposite"
     assert table.loc["slf_beats_window", "verdict"] == "not measured"
 
 
-@pytest.mark.parametrize("count, verdict", [
-    (OrganCount("unet", "sepnet", "dice", 14, 3, 5, 22, True), "reproduced"),
-    (OrganCount("unet", "sepnet", "dice", 14, 8, 0, 22, False), "partly reproduced"),
-    (OrganCount("unet", "sepnet", "dice", 8, 4, 10, 22, True), "partly reproduced"),
-    (OrganCount("unet", "sepnet", "dice", 3, 4, 15, 22, True), "not reproduced"),
-    (OrganCount("unet", "sepnet", "dice", 0, 0, 0, 0, True), "not measured"),
+def organ_family(better: int, worse: int, n: int = 22) -> list[Comparison]:
+    return ([comparison(0.0001, 0.05, a="unet", b="sepnet", metric="mean_dice") for _ in range(better)]
+            + [comparison(0.0001, -0.05, a="unet", b="sepnet", metric="mean_dice") for _ in range(worse)]
+            + [comparison(0.5, 0.01, a="unet", b="sepnet", metric="mean_dice")
+               for _ in range(n - better - worse)])
+
+
+@pytest.mark.parametrize("better, worse, verdict", [(14, 3, "reproduced"), (3, 15, "opposite"),
+                                                    (8, 4, "inconclusive")])
+def test_most_organs_rule(better, worse, verdict):
+    r = row({"organ_comparisons": [c.to_dict() for c in organ_family(better, worse)]}, "sepnet_most_organs")
+    assert r["verdict"] == verdict
+    assert f"better in {better} of 22 organs, worse in {worse}" in r["ours"]
+
+
+def test_most_organs_without_tests_is_inconclusive():
+    r = row({"organ_count": OrganCount("unet", "sepnet", "dice", 14, 3, 5, 22, True)}, "sepnet_most_organs")
+    assert r["verdict"] == "inconclusive" and "not computed" in r["reason"]
+    assert row({"organ_count": OrganCount("unet", "sepnet", "dice", 0, 0, 0, 0, True)},
+               "sepnet_most_organs")["verdict"] == "not measured"
+
+
+@pytest.mark.parametrize("uncertainty, gate, verdict", [
+    ({"auroc_cases": {"mean": 0.8, "ci_low": 0.75, "ci_high": 0.85, "n_cases": 20}}, None, "reproduced"),
+    ({"auroc_cases": {"mean": 0.8, "ci_low": 0.75, "ci_high": 0.85, "n_cases": 20}}, False, "inconclusive"),
+    ({"auroc_cases": {"mean": 0.6, "ci_low": 0.55, "ci_high": 0.65, "n_cases": 20}}, None, "inconclusive"),
+    ({"auroc_cases": {"mean": 0.52, "ci_low": 0.45, "ci_high": 0.59, "n_cases": 20}}, None, "inconclusive"),
+    ({"auroc_cases": {"mean": 0.3, "ci_low": 0.25, "ci_high": 0.35, "n_cases": 20}}, None, "opposite"),
+    ({"auroc": 0.9}, None, "inconclusive"),
+    ({}, None, "not measured"),
 ])
-def test_most_organs_rule(count, verdict):
-    assert row({"organ_count": count.to_dict()}, "sepnet_most_organs")["verdict"] == verdict
-
-
-def test_most_organs_within_spread_reason():
-    r = row({"organ_count": OrganCount("unet", "sepnet", "dice", 3, 4, 15, 22, True),
-             "network_comparison": comparison("within seed-to-seed spread", a="unet", b="sepnet")},
-            "sepnet_most_organs")
-    assert "within seed-to-seed spread" in r["reason"] and "overall sepnet vs unet" in r["ours"]
-
-
-@pytest.mark.parametrize("uncertainty, verdict", [
-    ({"spearman": SpearmanResult(0.9, 0.01, 7), "auroc": 0.8}, "reproduced"),
-    ({"spearman": {"rho": 0.9, "p_value": 0.01, "n": 7}}, "reproduced"),
-    ({"spearman": SpearmanResult(0.9, 0.2, 4), "auroc": 0.8}, "partly reproduced"),
-    ({"auroc": 0.6}, "partly reproduced"),
-    ({"spearman": SpearmanResult(-0.3, 0.5, 7), "auroc": 0.4}, "not reproduced"),
-    ({}, "not measured"),
-])
-def test_uncertainty_rule(uncertainty, verdict):
-    assert row({"uncertainty": uncertainty}, "uncertainty_errors")["verdict"] == verdict
+def test_uncertainty_rule(uncertainty, gate, verdict):
+    inputs = {"uncertainty": uncertainty} | ({"gate": {"ensemble": gate}} if gate is not None else {})
+    r = row(inputs, "uncertainty_errors")
+    assert r["verdict"] == verdict
+    if "auroc_cases" in uncertainty:
+        assert r["unit"] == "AUROC" and r["n_cases"] == 20
 
 
 def cost_frame(gflop: tuple[float, float], seconds: tuple[float, float], shape: str = "1x1x16x120x120"):
@@ -170,7 +216,7 @@ def test_cost_survives_a_csv_round_trip():
 @pytest.mark.parametrize("data, scores, verdict", [
     ("phantom", [0.79, 0.80], "not measurable without StructSeg"),
     ("structseg", [0.79, 0.80], "reproduced"),
-    ("structseg", [0.79, 0.60], "partly reproduced"),
+    ("structseg", [0.79, 0.60], "not reproduced"),
     ("structseg", [0.50], "not reproduced"),
     ("structseg", None, "not measured"),
 ])

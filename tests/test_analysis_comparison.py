@@ -21,6 +21,7 @@ from sepnet_core.analysis.comparison import (
     per_run_scores,
 )
 from sepnet_core.analysis.plots import comparison_chart, organ_bar_chart, save_figure
+from sepnet_core.analysis.statistics import paired_effect
 
 
 def make_table(runs: dict) -> pd.DataFrame:
@@ -65,29 +66,39 @@ def test_config_summary_mean_and_std_over_seeds():
     assert math.isnan(summary.loc["y", "weighted_dice_std"])
 
 
-def test_bootstrap_scores_with_unit_counts_equal_per_run_scores():
+def test_case_scores_average_equals_per_run_scores_without_missing_values():
     rng = np.random.default_rng(3)
-    runs = {("x", 0): {f"c{i}": {lab: (float(rng.uniform()) if rng.uniform() > 0.2 else math.nan,
-                                      float(rng.uniform(1, 9)))
+    runs = {("x", 0): {f"c{i}": {lab: (float(rng.uniform()), float(rng.uniform(1, 9)))
                                   for lab in (1, 4, 8, 21)} for i in range(5)}}
     table = make_table(runs)
-    cases = sorted(table["case"].unique())
     expected = per_run_scores(table).iloc[0]
-    for score, (column, weighted, _) in cmp.SCORES.items():
-        (values,) = cmp._run_matrices(table, "x", column, cases)
-        got = cmp._scores(values, np.ones((1, len(cases))), weighted)[0]
-        assert got == pytest.approx(expected[score]), score
+    for score in cmp.SCORES:
+        values, cases = cmp.case_scores(table, "x", score)
+        assert values.shape == (1, 5) and cases == [f"c{i}" for i in range(5)]
+        assert values.mean() == pytest.approx(expected[score]), score
+
+
+def test_case_scores_count_misses_at_the_penalty_when_the_table_has_it():
+    table = make_table({("x", 0): {"c1": {1: (0.8, 2.0), 4: (0.0, math.inf)}, "c2": {1: (0.6, 4.0)}}})
+    skipped, _ = cmp.case_scores(table, "x", "weighted_hd95")
+    assert skipped[0] == pytest.approx([2.0, 4.0])  # legacy table: the miss is skipped
+    table["hd95_penalized"] = table["hd95"].replace(math.inf, 300.0)
+    penalized, _ = cmp.case_scores(table, "x", "weighted_hd95")
+    assert penalized[0] == pytest.approx([(100 * 2.0 + 50 * 300.0) / 150, 4.0])
 
 
 # -------------------------------------------------------------------------------------- compare rule
-def test_compare_inside_spread():
-    table = one_organ({("a", 0): [0.70, 0.72, 0.74], ("a", 1): [0.74, 0.76, 0.78],
-                       ("b", 0): [0.72, 0.74, 0.76], ("b", 1): [0.76, 0.78, 0.80]})
+def test_compare_is_the_statistics_procedure_on_per_case_scores():
+    a0, a1 = [0.70, 0.72, 0.74, 0.69], [0.74, 0.76, 0.78, 0.75]
+    b0, b1 = [0.72, 0.75, 0.76, 0.73], [0.76, 0.78, 0.82, 0.80]
+    table = one_organ({("a", 0): a0, ("a", 1): a1, ("b", 0): b0, ("b", 1): b1})
     result = compare(table, "a", "b")
-    assert result.difference == pytest.approx(0.02)
-    assert result.spread == pytest.approx(math.sqrt(0.0008))  # runs 0.72/0.76 and 0.74/0.78
-    assert result.spread_source == "pooled seeds"
-    assert result.verdict == "within seed-to-seed spread" and result.winner is None
+    expected = paired_effect(np.array([a0, a1]), np.array([b0, b1]))
+    assert result.difference == pytest.approx(expected.effect)
+    assert (result.ci_low, result.ci_high, result.p_value) == pytest.approx(
+        (expected.ci_low, expected.ci_high, expected.p_value))
+    assert result.spread_source == "pooled seeds" and (result.n_seeds_a, result.n_seeds_b) == (2, 2)
+    assert result.n_cases == 4 and result.gate_passed is None
 
 
 def test_compare_clearly_better_and_direction():
@@ -95,58 +106,57 @@ def test_compare_clearly_better_and_direction():
     table = one_organ({("a", 0): a0, ("a", 1): a1,
                        ("b", 0): [v + 0.2 for v in a0], ("b", 1): [v + 0.2 for v in a1]})
     result = compare(table, "a", "b")
-    assert result.difference == pytest.approx(0.2)
-    assert result.ci_low == pytest.approx(0.2) and result.ci_high == pytest.approx(0.2)
+    assert result.difference == pytest.approx(0.2) and result.p_value < 0.01
+    assert result.ci_low > 0.1 and result.ci_high < 0.3
     assert result.verdict == "b better" and result.winner == "b"
     assert compare(table, "b", "a").verdict == "a better"
 
 
 def test_compare_hd95_lower_is_better():
-    runs = {("a", s): {f"c{i}": {1: (0.5, 5.0 + i + s)} for i in range(3)} for s in (0, 1)}
+    runs = {("a", s): {f"c{i}": {1: (0.5, 5.0 + i + s + 0.1 * (i == 1))} for i in range(3)} for s in (0, 1)}
     runs |= {("b", s): {f"c{i}": {1: (0.5, 2.0 + i + s)} for i in range(3)} for s in (0, 1)}
     result = compare(make_table(runs), "a", "b", metric="weighted_hd95")
-    assert result.difference == pytest.approx(-3.0)
-    assert result.verdict == "b better"
+    assert result.difference == pytest.approx(-3.0 - 0.1 / 3)
+    assert result.verdict == "b better" and not result.higher_is_better
 
 
 def test_compare_one_seed_has_unknown_spread():
-    table = one_organ({("a", 0): [0.5, 0.6, 0.7], ("b", 0): [0.6, 0.7, 0.8]})
+    table = one_organ({("a", 0): [0.5, 0.6, 0.7], ("b", 0): [0.6, 0.72, 0.8]})
     result = compare(table, "a", "b")
-    assert not result.spread_known and result.spread_source == "unknown"
-    assert result.outcome == "b better"
-    assert result.verdict == "b better; spread unknown (one seed)"
+    assert not result.spread_known and result.spread_source == "unknown" and math.isnan(result.p_value)
+    assert result.outcome == "no clear difference"
+    assert result.verdict == "no clear difference; spread unknown (one seed)"
 
 
-def test_compare_no_clear_difference_when_ci_includes_zero():
+def test_compare_no_clear_difference_when_the_interval_includes_zero():
     a = [0.5, 0.6, 0.7, 0.8]
     b = [0.8, 0.4, 0.8, 0.7]  # paired differences +0.3, -0.2, +0.1, -0.1
     table = one_organ({("a", 0): a, ("a", 1): a, ("b", 0): b, ("b", 1): b})
     result = compare(table, "a", "b")
     assert result.spread == 0.0 and result.difference == pytest.approx(0.025)
-    assert result.ci_low < 0 < result.ci_high
+    assert result.ci_low < 0 < result.ci_high and result.p_value > 0.05
     assert result.verdict == "no clear difference"
 
 
-def test_compare_bootstrap_interval_of_two_cases():
-    # Two cases: resampled means are d1, d2 (1/4 each) or their mean (1/2): the 95 % interval is [d1, d2].
-    table = one_organ({("a", 0): [0.5, 0.5], ("b", 0): [0.6, 0.8]})
-    result = compare(table, "a", "b")
-    assert (result.ci_low, result.ci_high) == (pytest.approx(0.1), pytest.approx(0.3))
-    assert result.n_cases == 2
-
-
-def test_compare_baseline_spread_and_determinism():
-    table = one_organ({("a", 0): [0.5, 0.6, 0.7], ("b", 0): [0.7, 0.8, 0.9]})
-    result = compare(table, "a", "b", baseline_spread=0.15)
-    assert result.spread_source == "baseline" and result.verdict == "within seed-to-seed spread"
-    assert compare(table, "a", "b", baseline_spread=0.05).verdict == "b better"
-    noisy = one_organ({("a", 0): [0.5, 0.9, 0.6, 0.2], ("b", 0): [0.7, 0.6, 0.9, 0.4]})
-    assert compare(noisy, "a", "b").ci_low == compare(noisy, "a", "b").ci_low
+def test_compare_baseline_spread_decides_for_one_seed_configs():
+    table = one_organ({("a", 0): [0.5, 0.6, 0.7], ("b", 0): [0.7, 0.81, 0.9]})
+    wide = compare(table, "a", "b", baseline_spread=0.15, baseline_seeds=3)
+    assert wide.spread_source == "baseline" and wide.verdict == "no clear difference"
+    narrow = compare(table, "a", "b", baseline_spread=0.01, baseline_seeds=10)
+    assert narrow.verdict == "b better" and narrow.ci_high - narrow.ci_low < wide.ci_high - wide.ci_low
 
 
 def test_compare_one_case_has_no_interval():
     result = compare(one_organ({("a", 0): [0.5], ("b", 0): [0.9]}), "a", "b")
+    assert result.difference == pytest.approx(0.4) and result.n_cases == 1
     assert math.isnan(result.ci_low) and result.verdict == "no clear difference; spread unknown (one seed)"
+
+
+def test_compare_takes_the_gate_per_config_or_per_run():
+    table = one_organ({("a", 0): [0.5, 0.6], ("b", 0): [0.6, 0.7], ("b", 1): [0.6, 0.7]})
+    assert compare(table, "a", "b", gate={"a": True, "b": True}).gate_passed is True
+    assert compare(table, "a", "b", gate={"a": True, "b/0": True, "b/1": False}).gate_passed is False
+    assert compare(table, "a", "b", gate={"a": True, "b/0": True}).gate_passed is None
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -183,6 +193,24 @@ def test_comparison_round_trip_and_table():
     frame = comparisons_table([result, result])
     assert len(frame) == 2 and frame.loc[0, "verdict"] == result.verdict
     assert "b vs a" in result.describe()
+
+
+def test_organ_comparisons_compare_each_organs_dice_over_cases():
+    rng = np.random.default_rng(5)
+    runs = {}
+    for seed in range(3):
+        runs[("a", seed)] = {f"c{i}": {1: 0.6 + rng.normal(0, 0.01), 2: 0.7 + rng.normal(0, 0.01)}
+                             for i in range(8)}
+        runs[("b", seed)] = {f"c{i}": {1: 0.7 + rng.normal(0, 0.01), 2: 0.7 + rng.normal(0, 0.01)}
+                             for i in range(8)}
+    table = make_table(runs)
+    brain_stem, eye_l = cmp.organ_comparisons(table, "a", "b")
+    assert (brain_stem.subset, eye_l.subset) == ("brain_stem", cmp.ORGANS[1].key)
+    only = table[table["label"] == 1]
+    assert brain_stem.difference == pytest.approx(compare(only, "a", "b", "mean_dice").difference)
+    assert brain_stem.outcome == "b better" and brain_stem.difference == pytest.approx(0.1, abs=0.01)
+    assert eye_l.outcome == "no clear difference"
+    assert "(brain_stem)" in brain_stem.describe()
 
 
 # ---------------------------------------------------------------------------------------- per organ

@@ -44,12 +44,12 @@ def test_meta_count_equals_a_real_run_and_leaves_the_model_alone():
     model.eval()
     before = [p.detach().clone() for p in model.parameters()]
     counted = count_flops(model, (1, 1, 8, 16, 16))
-    # The plain path: FlopCounterMode does not see the fast path's direct oneDNN calls on the CPU.
-    real = set_fast_path(build_model("sepnet", base=2), enabled=False)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        real(torch.zeros(1, 1, 8, 16, 16)).sum().backward()
-    assert counted == counter.get_total_flops()
+    for fast in (True, False):  # FlopCounterMode sees the fast path's direct oneDNN calls too
+        real = set_fast_path(build_model("sepnet", base=2), enabled=fast)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            real(torch.zeros(1, 1, 8, 16, 16)).sum().backward()
+        assert counted == counter.get_total_flops()
     assert not model.training
     pairs = zip(model.parameters(), before, strict=True)
     assert all(p.device.type == "cpu" and torch.equal(p, b) for p, b in pairs)

@@ -27,6 +27,7 @@ from sepnet_core.analysis.uncertainty_analysis import (
     spearman_level_error,
     spearman_uncertainty_dice,
 )
+from sepnet_core.analysis.uncertainty_cases import auroc_interval, level_table_with_interval, per_case_auroc
 from sepnet_core.inference.uncertainty import vote_entropy
 
 U51 = -(5 / 6 * math.log(5 / 6) + 1 / 6 * math.log(1 / 6))  # 0.4506
@@ -231,3 +232,67 @@ def test_reference_flag_table_hand_counted():
     assert row["sensitivity"] == pytest.approx(0.5) and row["specificity"] == pytest.approx(0.5)
     assert row["precision"] == pytest.approx(0.5)
     assert row["dice_flagged"] == pytest.approx(0.6) and row["dice_unflagged"] == pytest.approx(0.7)
+
+
+# ------------------------------------------------------------------ judged on cases, in a stated region
+def test_reference_region_is_the_organs_dilated_by_a_margin_in_mm():
+    ref = np.zeros((9, 11, 11), np.uint8)
+    ref[4, 5, 5] = 3
+    pred = np.full(ref.shape, 1, np.uint8)  # an untrained model: everything is organ
+    spacing = (3.0, 1.0, 1.0)
+    keep = region_mask(pred, ref, region="reference", spacing_mm=spacing, margin_mm=3.0)
+    z, y, x = np.indices(ref.shape)
+    distance = np.sqrt(((z - 4) * 3.0) ** 2 + (y - 5) ** 2 + (x - 5) ** 2)
+    np.testing.assert_array_equal(keep, distance <= 3.0)  # the prediction does not grow it
+    assert keep[4].sum() == 29 and keep[3, 5, 5] and not keep[3, 5, 6]  # 3 mm: one slice, centre only
+    assert not region_mask(pred, np.zeros_like(ref), region="reference", spacing_mm=spacing).any()
+    with pytest.raises(ValueError, match="spacing_mm"):
+        region_mask(pred, ref, region="reference")
+    with pytest.raises(ValueError, match="margin_mm"):
+        region_mask(pred, ref, region="reference", spacing_mm=spacing, margin_mm=-1.0)
+
+
+def _case_levels(rng, n_voxels, separation):
+    """A level table of one case: errors more likely at higher levels when ``separation`` > 0."""
+    levels = np.array([0.0, U51, U42])
+    unc = rng.choice(levels, size=n_voxels, p=[0.7, 0.2, 0.1]).reshape(1, 1, -1)
+    p_error = 0.05 + separation * (unc / U42)
+    ref = np.ones(unc.shape, np.uint8)
+    pred = np.where(rng.random(unc.shape) < p_error, 2, 1).astype(np.uint8)
+    return error_rate_by_level(unc, pred, ref, region="all")
+
+
+def test_per_case_auroc_and_its_interval_over_cases():
+    rng = np.random.default_rng(0)
+    informative = {f"c{i}": _case_levels(rng, 2000, 0.5) for i in range(20)}
+    table = per_case_auroc(informative)
+    assert list(table["case"]) == list(informative) and table["auroc"].between(0, 1).all()
+    for case, frame in informative.items():
+        assert table.set_index("case").loc[case, "auroc"] == pytest.approx(auroc_from_levels(frame))
+    summary = auroc_interval(table)
+    values = table["auroc"].to_numpy()
+    half = stats.t.ppf(0.975, 19) * values.std(ddof=1) / math.sqrt(20)
+    assert summary["mean"] == pytest.approx(values.mean()) and summary["n_cases"] == 20
+    assert summary["ci_high"] - summary["mean"] == pytest.approx(half)
+    assert summary["ci_low"] > 0.5  # errors concentrate where members disagree
+    null = auroc_interval(per_case_auroc({f"c{i}": _case_levels(rng, 2000, 0.0) for i in range(20)}))
+    assert null["ci_low"] < 0.5 < null["ci_high"]  # no information: the interval holds 0.5
+    one = auroc_interval(table.iloc[:1])
+    assert one["n_cases"] == 1 and math.isnan(one["ci_low"])
+
+
+def test_level_table_keeps_level_zero_and_bootstraps_over_cases():
+    rng = np.random.default_rng(1)
+    cases = {f"c{i}": _case_levels(rng, 500, 0.5) for i in range(8)}
+    table = level_table_with_interval(cases, n_boot=500)
+    pooled = accumulate_levels(list(cases.values()))
+    pd.testing.assert_frame_equal(table[list(pooled.columns)], pooled)
+    assert table["level"].iloc[0] == 0.0 and (table["n_cases"] == 8).all()
+    assert (table["ci_low"] <= table["error_rate"]).all() and (table["error_rate"] <= table["ci_high"]).all()
+    assert table.equals(level_table_with_interval(cases, n_boot=500))  # seeded: deterministic
+    (whiskers,) = [c for c in error_rate_chart(table).axes[0].containers if getattr(c, "has_yerr", False)]
+    assert len(whiskers.lines[2][0].get_segments()) == len(table)  # the interval drawn on each bar
+    # identical cases: resampling them changes nothing, the interval collapses on the rate
+    same = level_table_with_interval({"a": cases["c0"], "b": cases["c0"]}, n_boot=200)
+    np.testing.assert_allclose(same["ci_low"], same["error_rate"])
+    np.testing.assert_allclose(same["ci_high"], same["error_rate"])

@@ -373,7 +373,45 @@ ROWS: list[Row] = [
     Row("evaluate_case_name_with_backslash", lambda t, a: evaluate(
         _pred_dir(t, _label_array(), case="x\\..\\c1"), _ref_dir(t, a, case="x\\..\\c1"), t / "m.csv"),
         "pred/x\\..\\c1/labels.nii.gz", "path separator"),
+    # ---- options of issue 17: inputs, folders of cases, devices, organs
+    Row("models_would_swallow_the_ct", lambda t, a: ["predict", "-m", str(a.checkpoint), str(_copy(a.ct, t)),
+                                                     "-o", str(t / "out")], "ct.nii.gz",
+        "not a checkpoint file name", sub=True),
+    Row("predict_no_input", lambda t, a: ["predict", "-m", str(a.checkpoint), "-o", str(t / "out")], "INPUT",
+        "no input given", sub=True, names_path=False),
+    Row("predict_unknown_device", lambda t, a: predict(a.ct, t, a, "--device", "gpu"), "gpu",
+        "unknown device", sub=True, names_path=False),
+    Row("predict_unavailable_cuda_index", lambda t, a: predict(a.ct, t, a, "--device", "cuda:7"), "cuda:7",
+        "CUDA device", names_path=False,
+        marks=(pytest.mark.skipif(torch.cuda.device_count() > 7, reason="needs fewer than 8 CUDA devices"),)),
+    Row("predict_unknown_organ", lambda t, a: predict(a.ct, t, a, "--roi-subset", "spleen"), "spleen",
+        "invalid choice", sub=True, names_path=False),
+    Row("folder_case_output_exists", lambda t, a: predict(
+        _cases(t / "cases", a), _existing_predict_output(_folder(t / "out") / "c1").parents[1], a),
+        "out/c1", "--force"),
+    Row("folder_with_a_corrupt_second_case", lambda t, a: predict(_cases(t / "cases", a, corrupt="c2"), t, a),
+        "cases/c2.nii.gz", "not a valid|corrupt|cannot|gzip|read"),
+    Row("two_inputs_same_case_name", lambda t, a: predict(a.ct, t, a, "-i", str(_copy(a.ct, t / "x"))),
+        "x/ct.nii.gz", "collide"),
+    Row("phantom_two_output_folders", lambda t, a: phantom(t / "ph", "-o", str(t / "ph2")), "-o OUT_DIR",
+        "once", sub=True, names_path=False),
 ]
+
+
+def _copy(path: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(path, folder / path.name))
+
+
+def _cases(folder: Path, a: Assets, corrupt: str | None = None) -> Path:
+    """A folder of two NIfTI cases c1, c2 (``corrupt``: that one is a corrupt .nii.gz)."""
+    folder.mkdir(parents=True)
+    for name in ("c1", "c2"):
+        if name == corrupt:
+            _corrupt(folder / f"{name}.nii.gz", a)
+        else:
+            shutil.copy(a.ct, folder / f"{name}.nii.gz")
+    return folder
 
 
 def _folder(path: Path) -> Path:

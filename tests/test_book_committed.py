@@ -1,5 +1,6 @@
 """The committed book: ``jupyter-book build`` of the executed pages in the repository (no stage runs)
-finishes without warnings, and every page opens in headless Chromium with all its images."""
+finishes without warnings, every page opens in headless Chromium with all its images, and no result
+page shows an import line in its first screen (1280 x 800)."""
 
 from __future__ import annotations
 
@@ -31,4 +32,27 @@ def test_committed_book_builds_and_every_page_renders(tmp_path):
     built = [html / p.relative_to(root).with_suffix(".html") for p in sources]
     missing = [str(p) for p in built if not p.is_file()]
     assert missing == []
-    assert page_problems(built) == {}
+    pages = (root / "book" / "pages").rglob("*.ipynb")
+    results = [html / p.relative_to(root).with_suffix(".html") for p in pages]
+    assert len(results) > 10
+    assert page_problems(built, result_pages=results) == {}
+
+
+def test_first_screen_check_sees_open_code_and_not_folded_code(tmp_path):
+    """The browser check itself: an import drawn in the first screen is reported; one folded in a
+    closed toggle, or below the first screen, is not."""
+    code = "<pre>from sepnet_core import book\nimport numpy as np</pre>"
+    pages = {
+        "open.html": f"<title>open</title><h1>Q</h1>{code}",
+        "folded.html": f"<title>folded</title><h1>Q</h1><details><summary>show</summary>{code}</details>",
+        "below.html": f"<title>below</title><h1>Q</h1><div style='height:900px'></div>{code}",
+    }
+    paths = []
+    for name, body in pages.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text(f"<!doctype html><html><body>{body}</body></html>", encoding="utf-8")
+    problems = page_problems(paths, result_pages=paths)
+    assert list(problems) == [str(tmp_path / "open.html")]
+    assert problems[str(tmp_path / "open.html")] == [
+        "import in the first screen: from sepnet_core import book",
+        "import in the first screen: import numpy as np"]

@@ -9,15 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sepnet_core.clinical.outputs import ClinicalOptions, write_clinical_outputs
 from sepnet_core.clinical.preview import organ_centre, write_preview
 from sepnet_core.clinical.report import package_versions
 from sepnet_core.clinical.statistics import (
+    ORGAN_STATISTICS_NAME,
+    STATISTICS_NAME,
     load_uncertainty_reference,
     organ_statistics,
     save_uncertainty_reference,
+    totalsegmentator_statistics,
     uncertainty_reference,
+    write_statistics,
 )
+from sepnet_core.data.geometry import Geometry
+from sepnet_core.data.inputs import InputVolume
 from sepnet_core.errors import SepNetInputError
+from sepnet_core.organs import ORGANS
 
 
 def tiny_case():
@@ -54,6 +62,54 @@ def test_organ_statistics_of_a_hand_made_case():
     assert stats["flag"]["note"].startswith("no uncertainty reference")
     assert all(entry["high_uncertainty"] is None for entry in stats["organs"].values())
     json.dumps(stats, allow_nan=False)  # plain JSON: no NaN
+
+
+def test_totalsegmentator_schema_of_a_hand_made_case():
+    stats = organ_statistics(*tiny_case())
+    ts = totalsegmentator_statistics(stats)
+    assert list(ts) == [o.key for o in ORGANS]  # every organ, label order
+    assert all(set(entry) == {"volume", "intensity"} for entry in ts.values())
+    assert ts["brain_stem"] == {"volume": pytest.approx(3.0), "intensity": pytest.approx(30.0)}  # mm3, HU
+    assert ts["eye_l"] == {"volume": pytest.approx(1.0), "intensity": 5.0}
+    assert ts["lens_l"] == {"volume": 0.0, "intensity": 0.0}  # TotalSegmentator's values for an empty class
+    json.dumps(ts, allow_nan=False)
+
+
+def test_totalsegmentator_schema_follows_its_definition_on_a_random_case():
+    # TotalSegmentator: volume = voxel count x product of the spacings (mm3); intensity = the CT's mean
+    # inside the mask (np.average with the mask as weights). Recomputed here organ by organ.
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 23, size=(6, 7, 8)).astype(np.uint8)
+    labels[labels == 9] = 0  # one organ absent
+    image = rng.normal(40.0, 300.0, size=labels.shape).astype(np.float32)
+    spacing = (2.5, 0.8, 1.1)
+    ts = totalsegmentator_statistics(organ_statistics(labels, image, np.zeros_like(image), spacing))
+    for organ in ORGANS:
+        mask = labels == organ.label
+        expected_volume = mask.sum() * spacing[0] * spacing[1] * spacing[2]
+        expected_intensity = np.average(image, weights=mask) if mask.any() else 0.0
+        assert ts[organ.key]["volume"] == pytest.approx(expected_volume, rel=1e-12)
+        assert ts[organ.key]["intensity"] == pytest.approx(expected_intensity, rel=1e-6, abs=1e-4)
+    assert ts["temporal_lobe_l"] == {"volume": 0.0, "intensity": 0.0}
+
+
+def test_statistics_writes_our_file_and_totalsegmentators(tmp_path):
+    labels, image, unc, spacing = tiny_case()
+    geometry = Geometry(labels.shape, spacing)
+    volume = InputVolume(kind="nifti", path=tmp_path / "ct.nii.gz", image=image, geometry=geometry)
+    options = ClinicalOptions(statistics=True)
+    outputs, warnings = write_clinical_outputs(tmp_path, volume, labels, unc, options,
+                                               uncertainty_kind="vote_entropy", num_members=2)
+    assert warnings == [] and sorted(p.name for p in tmp_path.iterdir()) == [ORGAN_STATISTICS_NAME,
+                                                                            STATISTICS_NAME]
+    ours = json.loads((tmp_path / ORGAN_STATISTICS_NAME).read_text())
+    theirs = json.loads((tmp_path / STATISTICS_NAME).read_text())
+    assert ours["organs"]["brain_stem"]["volume_cm3"] == pytest.approx(0.003)
+    assert theirs["brain_stem"] == {"volume": pytest.approx(3.0), "intensity": pytest.approx(30.0)}
+    assert outputs["statistics"]["file"] == ORGAN_STATISTICS_NAME
+    assert outputs["statistics"]["totalsegmentator_file"] == STATISTICS_NAME
+    with pytest.raises(FileExistsError):
+        write_statistics(tmp_path, organ_statistics(labels, image, unc, spacing))
 
 
 @pytest.mark.parametrize(
@@ -178,4 +234,5 @@ def test_package_versions_name_the_stack():
     versions = package_versions()
     assert versions["sepnet_core"] and versions["numpy"] == np.__version__
     assert versions["pydicom"] and versions["SimpleITK"] and versions["torch"]
+    assert versions["python-gdcm"] and versions["nibabel"]  # the DICOM decoder and the NIfTI header reader
     assert package_versions(("surely-not-installed-xyz",))["surely-not-installed-xyz"] is None

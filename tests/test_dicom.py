@@ -12,6 +12,7 @@ import pytest
 import SimpleITK as sitk
 from dicom_helpers import (
     INTERCEPT,
+    compress_series,
     edit_series,
     phantom_ct,
     rotation_z,
@@ -213,3 +214,40 @@ def test_rescale_slope_and_intercept_give_hu(ct, tmp_path):
     ds.save_as(files[0])
     image, geometry, _ = read_dicom_series(tmp_path / "ct")
     np.testing.assert_array_equal(geometry.to_file(image)[0], even + INTERCEPT)
+
+
+# ------------------------------------------------------------------------------------ compressed pixel data
+COMPRESSED = {  # how the test encodes -> the transfer syntax UID the files must then carry
+    "JPEGLosslessProcess14_1": "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1, the common CT export
+    "JPEGLSLossless": "1.2.840.10008.1.2.4.80",
+    "JPEG2000Lossless": "1.2.840.10008.1.2.4.90",
+    "RLELossless": "1.2.840.10008.1.2.5",
+    "pydicom-RLE": "1.2.840.10008.1.2.5",  # pydicom's own RLE encoder, not GDCM's
+}
+
+
+@pytest.mark.parametrize("syntax", list(COMPRESSED))
+def test_compressed_series_reads_like_the_uncompressed_one(ct, tmp_path, syntax):
+    files = write_ct_series(tmp_path / "ct", ct)
+    plain, plain_geometry, plain_info = read_dicom_series(tmp_path / "ct")
+    compress_series(files, syntax)
+    for f in files:
+        assert pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID == COMPRESSED[syntax]
+    image, geometry, info = read_dicom_series(tmp_path / "ct")
+    np.testing.assert_array_equal(image, plain)  # lossless: the very HU written
+    np.testing.assert_array_equal(geometry.to_file(image), ct)
+    assert geometry == plain_geometry and info.sop_instance_uids == plain_info.sop_instance_uids
+
+
+def test_transfer_syntax_without_a_decoder_is_one_line(ct, tmp_path):
+    files = write_ct_series(tmp_path / "ct", ct)
+    ds = pydicom.dcmread(files[3])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.MPEG2MPML  # video: pydicom has no decoder at all
+    ds.PixelData = pydicom.encaps.encapsulate([ds.PixelData])  # one fragment, as a compressed file holds
+    ds["PixelData"].VR = "OB"
+    ds.save_as(files[3], enforce_file_format=True)
+    with pytest.raises(SepNetInputError) as excinfo:
+        read_dicom_series(tmp_path / "ct")
+    message = one_line_error(excinfo, files[3].name, "cannot decode the pixel data", "MPEG2", "not supported",
+                             "JPEG-LS")
+    assert message.startswith(str(files[3]))

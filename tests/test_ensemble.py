@@ -181,3 +181,89 @@ def test_argmax_over_classes_takes_the_first_maximum(values, expected):
     got = _argmax_classes(probs)
     assert got.dtype == torch.uint8 and got.tolist() == expected
     assert got.tolist() == probs.argmax(dim=0).tolist()
+
+
+# ------------------------------------------------------------------ whole-volume (device) path vs streaming
+def _sepnet_member(seed: int, window: Window, crop_yx=None, patch=(8, 16, 16)) -> LoadedModel:
+    torch.manual_seed(seed)
+    config = ModelConfig(name="sepnet", base=4)
+    return LoadedModel(model=config.build().eval(), model_config=config, intensity=window, crop_yx=crop_yx,
+                       meta={"path": f"sepnet{seed}", "config": {"patch_size": list(patch)}})
+
+
+@pytest.mark.parametrize("mode", ["gaussian", "reference"])
+@pytest.mark.parametrize("amp", [False, True])
+def test_whole_volume_path_equals_streaming_path(mode, amp):
+    """The device path (accumulators, fusion, argmax and entropies on the members' device) run on the
+    CPU gives the streaming slab path's labels exactly and its probabilities to rounding."""
+    torch.set_num_threads(1)
+    image = np.random.default_rng(1).uniform(-1000, 1200, size=(19, 28, 30)).astype(np.float32)
+    members = [_sepnet_member(0, Window(level=40, width=400)),
+               _sepnet_member(1, Window(level=40, width=400), crop_yx=(24, 32)),
+               _sepnet_member(2, Window(level=300, width=1500), crop_yx=(16, 16))]
+    kwargs = dict(mode=mode, amp=amp, batch_size=2, keep_mean_prob=True, keep_member_labels=True)
+    streamed = predict_case(members, image, stream=True, **kwargs)
+    whole = predict_case(members, image, stream=False, **kwargs)
+    np.testing.assert_array_equal(whole.labels, streamed.labels)
+    np.testing.assert_array_equal(whole.member_labels, streamed.member_labels)
+    np.testing.assert_allclose(whole.mean_prob, streamed.mean_prob, atol=1e-6)
+    np.testing.assert_allclose(whole.vote_entropy, streamed.vote_entropy, atol=1e-6)
+    np.testing.assert_allclose(whole.predictive_entropy, streamed.predictive_entropy, atol=1e-5)
+    assert len(np.unique(whole.labels)) > 2  # random networks: several classes, not a vacuous comparison
+    assert (whole.vote_entropy > 0).any()
+
+
+def test_progress_counts_every_window():
+    from sepnet_core.inference.sliding import count_windows
+
+    image = np.zeros((19, 28, 30), np.float32)
+    members = [_sepnet_member(0, Window(level=40, width=400)),
+               _sepnet_member(1, Window(level=40, width=400), crop_yx=(24, 32))]
+    expected = count_windows((19, 28, 30), (8, 16, 16)) + count_windows((19, 24, 32), (8, 16, 16))
+    for stream in (True, False):
+        done: list[int] = []
+        predict_case(members, image, batch_size=3, stream=stream, progress=done.append)
+        assert sum(done) == expected and max(done) <= 3
+
+
+def test_inference_does_not_import_training():
+    """Nothing under sepnet_core/inference/ needs the training package (fresh interpreter)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    modules = sorted(p.stem for p in (Path(__file__).parents[1] / "sepnet_core" / "inference").glob("*.py"))
+    code = ("import sys\n"
+            f"for name in {modules!r}:\n"
+            "    __import__('sepnet_core.inference' + ('' if name == '__init__' else '.' + name))\n"
+            "bad = sorted(m for m in sys.modules if m.startswith('sepnet_core.training'))\n"
+            "assert 'sepnet_core.inference.on_device' in sys.modules\n"
+            "print(','.join(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"sepnet_core.inference imports {out.stdout.strip()}"
+
+
+def test_segment_keeps_the_roi_subset_and_takes_loaded_members():
+    from sepnet_core.inference import segment
+    from sepnet_core.organs import ORGANS
+
+    torch.set_num_threads(1)
+    image = np.random.default_rng(2).uniform(-1000, 1200, size=(12, 20, 20)).astype(np.float32)
+    members = [_sepnet_member(0, Window(level=40, width=400)), _sepnet_member(1, Window(level=40, width=400))]
+    full = segment(image, members, device="cpu", amp=False, probabilities=True)
+    assert full.uncertainty_kind == "vote_entropy" and full.num_members == 2
+    assert full.probabilities.shape == (23, *image.shape) and full.settings["amp"] is False
+    found = [o.key for o in ORGANS if (full.labels == o.label).any()]
+    assert len(found) >= 2
+    subset = segment(image, members, device="cpu", amp=False, roi_subset=found[:1])
+    keep = full.labels == ORGANS[[o.key for o in ORGANS].index(found[0])].label
+    np.testing.assert_array_equal(subset.labels, np.where(keep, full.labels, 0))
+    with pytest.raises(ValueError, match="unknown organ"):
+        segment(image, members, device="cpu", roi_subset=["spleen"])
+    single = segment(image, members[:1], device="cpu", amp=False)
+    assert single.uncertainty_kind == "predictive_entropy" and single.uncertainty is single.predictive_entropy
+    both = segment(image, members, device="cpu", amp=False, member_labels=True)
+    reference = predict_case(members, image, amp=False, keep_member_labels=True)
+    np.testing.assert_array_equal(both.member_labels, reference.member_labels)
+    np.testing.assert_array_equal(both.uncertainty, reference.vote_entropy)
+    np.testing.assert_array_equal(both.predictive_entropy, reference.predictive_entropy)

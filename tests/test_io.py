@@ -298,6 +298,43 @@ def test_complete_nifti2_is_accepted(tmp_path: Path) -> None:
         assert image.shape == array.T.shape  # nibabel arrays are (x, y, z)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("endian", ["<", ">"])
+@pytest.mark.parametrize(("dtype", "checked"), [(np.int16, None), (np.float32, "f4"), (np.float64, "f8"),
+                                                (np.complex64, "f4")])
+def test_nifti_layout_of_files_nibabel_writes(tmp_path: Path, version, endian, dtype, checked) -> None:
+    # The header, read with nibabel, must place the voxels exactly where nibabel wrote them: the file
+    # ends with the last voxel; floating-point data (complex: its parts) is checked in the file's byte order.
+    image_class = nib.Nifti1Image if version == 1 else nib.Nifti2Image
+    array = ct().astype(dtype)
+    image = image_class(array, np.eye(4), dtype=dtype)
+    image = image_class(array, np.eye(4), header=image.header.as_byteswapped(endian))
+    path = tmp_path / "v.nii"
+    nib.save(image, str(path))
+    layout = nifti_layout(path.read_bytes()[:544])
+    assert layout is not None and layout.data_end == path.stat().st_size
+    assert layout.data_end - layout.data_start == array.nbytes
+    assert layout.float_dtype == (None if checked is None else np.dtype(endian + checked))
+
+
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_nan_is_found_in_either_byte_order(tmp_path: Path, endian) -> None:
+    array = ct().astype(np.float64)
+    array[1, 2, 3] = np.nan
+    array[0, 0, 0] = -np.inf
+    image = nib.Nifti1Image(array, np.eye(4))
+    path = tmp_path / "nan.nii.gz"
+    nib.save(nib.Nifti1Image(array, np.eye(4), header=image.header.as_byteswapped(endian)), str(path))
+    with pytest.raises(SepNetInputError, match="contains 2 non-finite voxel value") as caught:
+        read_image(path)
+    assert str(caught.value).startswith(str(path))
+
+
+@pytest.mark.parametrize("head", [b"", b"\x00" * 600, b"n+1\x00" * 150])
+def test_nifti_layout_is_none_for_other_bytes(head: bytes) -> None:
+    assert nifti_layout(head) is None
+
+
 # ------------------------------------------------------------------------------------------ HU warnings
 @pytest.mark.parametrize(("values", "fragment"), [
     (np.linspace(0.0, 1.0, 120, dtype=np.float32), "normalised"),

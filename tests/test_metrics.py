@@ -202,6 +202,38 @@ def test_evaluate_case_tiny_multilabel_volume():
     assert row.loc[5, "volume_ref_ml"] == pytest.approx(18 * voxel_ml)
     assert row.loc[2, "volume_ref_ml"] == pytest.approx(voxel_ml) and row.loc[2, "volume_pred_ml"] == 0.0
     assert row.loc[3, "volume_pred_ml"] == pytest.approx(voxel_ml)
+    # misses are counted and get the image-diagonal penalty; nothing else changes
+    diagonal = math.sqrt((5 * 2.0) ** 2 + 7.0**2 + 7.0**2)
+    assert row["missed"].tolist() == [label == 2 for label in range(1, 23)]  # hallucinated 3: not a miss
+    assert row.loc[2, "hd95_penalized"] == pytest.approx(diagonal)
+    assert row.loc[3, "hd95_penalized"] == pytest.approx(diagonal)
+    assert row.loc[1, "hd95_penalized"] == pytest.approx(2.0) and row.loc[5, "hd95_penalized"] == 0.0
+    assert absent["hd95_penalized"].isna().all()
+
+
+def test_image_diagonal_bounds_every_hd95_of_the_image():
+    shape, spacing = (5, 9, 7), (3.0, 1.5, 2.0)
+    assert metrics.image_diagonal_mm(shape, spacing) == pytest.approx(math.sqrt(12**2 + 12**2 + 12**2))
+    corners = hd95(_voxel(shape, (0, 0, 0)), _voxel(shape, (4, 8, 6)), spacing)
+    assert corners == pytest.approx(metrics.image_diagonal_mm(shape, spacing))
+    with pytest.raises(ValueError, match="shape"):
+        metrics.image_diagonal_mm((5, 0, 7), spacing)
+
+
+def test_summary_counts_misses_and_scores_them_at_the_penalty():
+    shape, spacing = (6, 8, 8), (2.0, 1.0, 1.0)
+    ref = np.zeros(shape, np.uint8)
+    ref[0:2, 0:2, 0:2] = 1  # brain stem, weight 100: found exactly
+    ref[4, 4, 4] = 4  # weight 50: missed
+    pred = np.where(ref == 1, 1, 0).astype(np.uint8)
+    summary = summarize(evaluate_case(pred, ref, spacing, "c"))
+    diagonal = metrics.image_diagonal_mm(shape, spacing)
+    assert summary["n_missed"] == 1 and summary["n_hd95_inf"] == 1
+    assert summary["weighted_hd95_finite"] == 0.0  # the miss skipped: looks perfect
+    assert summary["weighted_hd95_penalized"] == pytest.approx(50 * diagonal / 150)
+    assert summary["mean_hd95_penalized"] == pytest.approx(diagonal / 2)
+    organs = summary["per_organ"]
+    assert organs["brain_stem"]["n_missed"] == 0 and organs[metrics.ORGANS[3].key]["n_missed"] == 1
 
 
 def test_evaluate_case_equals_per_organ_functions():

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from sepnet_core.analysis.cost import count_flops
 from sepnet_core.models import (
@@ -191,6 +192,36 @@ def test_flop_count_is_the_same_on_both_paths():
     fast = count_flops(model, (1, 1, 8, 16, 16))
     plain = count_flops(_plain_copy(model), (1, 1, 8, 16, 16))
     assert fast == plain > 0
+
+
+def _counted(model: nn.Module, x: torch.Tensor, backward: bool) -> tuple[int, dict[str, int]]:
+    """FlopCounterMode on a real CPU run (not meta tensors): total and per-op FLOPs."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        if backward:
+            model(x).sum().backward()
+        else:
+            with torch.no_grad():
+                model(x)
+    return counter.get_total_flops(), {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+
+
+@pytest.mark.parametrize("name", ["sepnet", "unet"])
+def test_flop_counter_sees_the_fast_path(name):
+    # The paper's networks (b=24) on a small input, fast path on (the default) against the plain modules.
+    torch.manual_seed(0)
+    fast = build_model(name)
+    plain = _plain_copy(fast)
+    x = torch.randn(1, 1, 8, 32, 32)
+    fast_forward, ops = _counted(fast.eval(), x, backward=False)
+    plain_forward, plain_ops = _counted(plain.eval(), x, backward=False)
+    assert fast_forward == plain_forward == count_flops(plain, tuple(x.shape), backward=False) > 0
+    if torch.backends.mkldnn.is_available():  # the fast path's own convolution op is the one counted
+        assert ops["aten.mkldnn_convolution"] > 0.9 * fast_forward
+        assert "aten.mkldnn_convolution" not in plain_ops
+    fast_total, _ = _counted(fast.train(), x, backward=True)
+    plain_total, _ = _counted(plain.train(), x, backward=True)
+    assert fast_total == plain_total == count_flops(plain, tuple(x.shape)) > fast_forward
 
 
 def test_eval_output_same_under_no_grad_and_with_graph():

@@ -76,9 +76,10 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
         extra = ["--statistics"] if out is out_a else []
         assert cli.main(["predict", str(ct), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu",
                          *extra]) == 0
-        assert sorted(p.name for p in out.iterdir()) == ["labels.nii.gz", "report.json",
-                                                         *(["statistics.json"] if extra else []),
-                                                         "uncertainty.nii.gz"]
+        assert sorted(p.name for p in out.iterdir()) == sorted(["labels.nii.gz", "report.json",
+                                                                "uncertainty.nii.gz",
+                                                                *(["organ_statistics.json", "statistics.json"]
+                                                                  if extra else [])])
         for name in ("labels.nii.gz", "uncertainty.nii.gz"):
             assert geometry_of(out / name) == geometry_of(ct)
     labels_a, unc_a = read_array(out_a / "labels.nii.gz"), read_array(out_a / "uncertainty.nii.gz")
@@ -95,8 +96,11 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
 
     report = json.loads((out_a / "report.json").read_text())
     assert report["outputs"]["uncertainty_kind"] == "vote_entropy"
+    from sepnet_core.device import resolve_amp
+
     assert report["inference"] == {"mode": "gaussian", "overlap": 0.5, "batch_size": 1, "device": "cpu",
-                                   "fusion": "argmax of the mean probability"}
+                                   "amp": resolve_amp(None, "cpu"), "stream": True, "roi_subset": None,
+                                   "case": "a", "fusion": "argmax of the mean probability"}
     for entry, ckpt, seed in zip(report["checkpoints"], files["ckpts"], (0, 0), strict=True):
         assert entry["sha256"] == hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()
         assert entry["patch_size"] == [8, 32, 32]
@@ -107,7 +111,7 @@ def test_ensemble_outputs_lie_on_the_input_grid_and_report_describes_them(files,
     assert report["versions"]["torch"] == torch.__version__ and report["versions"]["sepnet_core"]
     assert report["device"].startswith("cpu")
     assert report["run_time_s"]["total"] > 0
-    statistics = json.loads((out_a / "statistics.json").read_text())
+    statistics = json.loads((out_a / "organ_statistics.json").read_text())
     voxel_cm3 = np.prod(SPACING_XYZ) / 1000
     for organ in ORGANS:
         entry = statistics["organs"][organ.key]
@@ -254,6 +258,7 @@ def test_dicom_series_gives_outputs_on_its_grid_and_an_rtstruct_matching_the_lab
     assert cli.main(args) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(["labels.nii.gz", "uncertainty.nii.gz",
                                                             "report.json", "rtstruct.dcm", "statistics.json",
+                                                            "organ_statistics.json",
                                                             "preview.png"])
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(dicom["folder"])))
@@ -290,7 +295,7 @@ def test_dicom_series_gives_outputs_on_its_grid_and_an_rtstruct_matching_the_lab
     assert report["input"]["dicom"]["series_instance_uid"] == rtstruct.ReferencedFrameOfReferenceSequence[0] \
         .RTReferencedStudySequence[0].RTReferencedSeriesSequence[0].SeriesInstanceUID
     assert report["outputs"]["rtstruct"]["file"] == "rtstruct.dcm" and report["versions"]["pydicom"]
-    statistics = json.loads((out / "statistics.json").read_text())
+    statistics = json.loads((out / "organ_statistics.json").read_text())
     assert statistics["flag"]["note"] is None  # the reference matches: vote entropy of 2 members
     assert {k for k, e in statistics["organs"].items() if e["high_uncertainty"]} == \
         {k for k, e in statistics["organs"].items() if e["voxels"] and e["mean_uncertainty"] > 0}
@@ -364,3 +369,94 @@ def test_clinical_options_are_parsed_strictly(files, dicom, tmp_path, extra):
                   *extra])
     assert exc.value.code == 2
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ issue 17: folder mode and new options
+def test_folder_of_two_cases_loads_the_models_once(files, tmp_path, capsys, monkeypatch):
+    """A folder of cases: one output subfolder per case, each equal to a single-input run; the checkpoint
+    files are read once for the whole folder (load calls counted), not once per case."""
+    import shutil
+
+    import sepnet_core.inference.segmentation as segment_module
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    shutil.copy(files["a"], cases / "p1.nii.gz")
+    (cases / "p2").mkdir()
+    shutil.copy(files["b"], cases / "p2" / "data.nii.gz")  # a StructSeg case folder
+    loads: list[str] = []
+    real = segment_module.load_model
+
+    def counting(path, device="cpu"):
+        loads.append(str(path))
+        return real(path, device=device)
+
+    monkeypatch.setattr(segment_module, "load_model", counting)
+    out = tmp_path / "out"
+    assert cli.main(["predict", "-i", str(cases), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu",
+                     "--no-amp"]) == 0
+    assert sorted(loads) == sorted(files["ckpts"])  # two checkpoints, two cases: two loads
+    assert sorted(p.name for p in out.iterdir()) == ["p1", "p2"]
+    single = tmp_path / "single"
+    assert cli.main(["predict", "-i", str(files["b"]), "-m", *files["ckpts"], "-o", str(single),
+                     "--device", "cpu", "--no-amp"]) == 0
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out / "p2" / "labels.nii.gz"))),
+                                  sitk.GetArrayFromImage(sitk.ReadImage(str(single / "labels.nii.gz"))))
+    report = json.loads((out / "p1" / "report.json").read_text())
+    assert report["inference"]["case"] == "p1" and report["inference"]["amp"] is False
+    assert "wrote 2 case folder(s)" in capsys.readouterr().out
+    # A second run refuses the existing case folders, and leaves them as they were.
+    before = (out / "p1" / "labels.nii.gz").read_bytes()
+    assert cli.main(["predict", str(cases), "-m", *files["ckpts"], "-o", str(out), "--device", "cpu"]) == 2
+    assert "--force" in capsys.readouterr().err and (out / "p1" / "labels.nii.gz").read_bytes() == before
+
+
+def test_list_of_inputs_masks_probabilities_and_roi_subset(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    keys = [o.key for o in ORGANS]
+    full = tmp_path / "full"
+    assert cli.main(["predict", str(files["a"]), "-m", *files["ckpts"], "-o", str(full), "--device", "cpu",
+                     "--no-amp", "--save-probabilities"]) == 0
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(full / "labels.nii.gz")))
+    found = [keys[v - 1] for v in np.unique(labels) if v > 0]
+    assert len(found) >= 2, "untrained members label few organs; the subset check needs two"
+    with np.load(full / "probabilities.npz") as saved:
+        probs = saved["probabilities"]
+        assert probs.shape == (23, *SHAPE_ZYX) and probs.dtype == np.float16
+        assert list(saved["classes"][1:]) == keys
+    np.testing.assert_allclose(probs.astype(np.float32).sum(axis=0), 1.0, atol=2e-2)
+    assert cli.main(["predict", "-i", str(files["a"]), str(files["c"]), "-m", *files["ckpts"], "-o", str(out),
+                     "--device", "cpu", "--no-amp", "--masks", "--roi-subset", found[0], "-v"]) == 0
+    case = out / "a"
+    subset = sitk.GetArrayFromImage(sitk.ReadImage(str(case / "labels.nii.gz")))
+    label = keys.index(found[0]) + 1
+    np.testing.assert_array_equal(subset, np.where(labels == label, labels, 0))
+    assert sorted(p.name for p in (case / "masks").iterdir()) == [f"{found[0]}.nii.gz"]
+    mask = sitk.ReadImage(str(case / "masks" / f"{found[0]}.nii.gz"))
+    assert geometry_of(case / "masks" / f"{found[0]}.nii.gz") == geometry_of(files["a"])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(mask), (labels == label).astype(np.uint8))
+    assert (out / "c" / "labels.nii.gz").is_file()
+    assert "DEBUG" in capsys.readouterr().out  # -v after the sub-command
+
+
+def test_models_option_does_not_swallow_the_ct(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", "-m", *files["ckpts"], str(files["a"]), "-o", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a checkpoint file name" in err and str(files["a"]) in err
+    assert not out.exists()
+
+
+def test_progress_bar_on_a_terminal_only(files, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert cli.main(["predict", str(files["a"]), "-m", *files["ckpts"], "-o", str(tmp_path / "o1"),
+                     "--device", "cpu", "--no-amp"]) == 0
+    err = capsys.readouterr().err
+    assert "a:" in err and "window/s" in err  # the bar of case "a", counting windows (cleared when done)
+    assert cli.main(["predict", str(files["a"]), "-m", *files["ckpts"], "-o", str(tmp_path / "o2"),
+                     "--device", "cpu", "--no-amp", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -145,6 +145,8 @@ def test_old_boolean_amp_reads_as_a_mode():
     data = preset("smoke").to_dict()
     assert TrainConfig.from_dict({**data, "amp": True}).amp == "auto"
     assert TrainConfig.from_dict({**data, "amp": False}).amp == "off"
+    assert apply_overrides(preset("smoke"), ["amp=false"]).amp == "off"
+    assert apply_overrides(preset("smoke", amp="off"), ["amp=true"]).amp == "auto"
 
 
 @pytest.mark.parametrize("name", ["paper", "cpu", "smoke"])
@@ -437,10 +439,10 @@ def test_validation_points_and_overlap_reach_the_log(data_root, tmp_path, monkey
     assert all(float(r["seconds"]) > 0 and r["train_loss"] for r in rows)
 
 
-@pytest.mark.parametrize("amp", ["off", "bf16"])
+@pytest.mark.parametrize("amp", ["off", "auto", "bf16"])
 def test_cpu_training_precision_paths(data_root, tmp_path, monkeypatch, amp):
-    """amp=off trains float32 on CPU; amp=bf16 runs the forward pass under bf16 autocast on CPU, the
-    loss in float32 either way."""
+    """amp=off and amp=auto train float32 on CPU; amp=bf16 runs the forward pass under bf16 autocast on
+    CPU; the loss is float32 in every case."""
     from sepnet_core.training import loop
 
     outputs, inputs = [], []
@@ -465,20 +467,19 @@ def test_cpu_training_precision_paths(data_root, tmp_path, monkeypatch, amp):
     assert math.isfinite(float(read_log(tmp_path / "run" / "log.csv")[0]["train_loss"]))
 
 
-def test_auto_precision_follows_the_cpu_flags(tmp_path, monkeypatch):
+def test_auto_precision_follows_the_device_rule(monkeypatch):
+    from sepnet_core import device
     from sepnet_core.training import precision
 
-    with_bf16, without = tmp_path / "with", tmp_path / "without"
-    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_tile\n")
-    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
-    assert precision.cpu_has_native_bf16(str(with_bf16)) is True
-    assert precision.cpu_has_native_bf16(str(without)) is False
     for native in (True, False):
-        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda native=native: native)
-        assert precision.use_bf16("auto", "cpu") is native
+        monkeypatch.setattr(device, "native_bf16", lambda dev, native=native: native)
+        assert precision.use_bf16("auto", "cpu") is False  # CPUs train float32 unless told "bf16"
         assert precision.use_bf16("bf16", "cpu") is True
         assert precision.use_bf16("off", "cpu") is False
-    assert precision.use_bf16("auto", "cuda:0") is True and precision.use_bf16("bf16", "mps") is False
+        assert precision.use_bf16("auto", "cuda:0") is native
+        assert device.resolve_amp(precision.validation_amp("auto"), "cpu") is native  # validation
+    assert precision.use_bf16("bf16", "mps") is False
+    assert [precision.validation_amp(m) for m in ("auto", "bf16", "off")] == [None, True, False]
 
 
 @pytest.mark.parametrize("name", ["config", "schedule", "precision"])

@@ -1,6 +1,9 @@
 """The Dice that training logs for its best checkpoint is what a user gets from the command line:
 ``sepnet train`` -> ``sepnet predict`` on each validation case with ``best.pt`` -> ``sepnet evaluate``
-reproduces the per-organ validation Dice of ``log.csv`` (same windows, same grid, same metric)."""
+reproduces the per-organ validation Dice of ``log.csv`` (same windows, same grid, same metric, same
+precision: :func:`sepnet_core.device.resolve_amp` decides for validation and predict alike). Both
+settings run: the default (``amp`` true in the config, no flag to predict: bf16 on a CPU with native
+bf16, float32 elsewhere) and float32 (``amp=false`` in training, ``--no-amp`` to predict)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from sepnet_core.organs import ORGANS
 
 
 @pytest.mark.slow
-def test_evaluate_reproduces_the_validation_log(tmp_path):
+@pytest.mark.parametrize("precision", ["default", "float32"])
+def test_evaluate_reproduces_the_validation_log(tmp_path, precision):
+    train_amp, predict_amp = (["--set", "amp=false"], ["--no-amp"]) if precision == "float32" else ([], [])
     data = tmp_path / "data"
     write_dataset(data, cases=4, seed=3, profile="smoke", split={"train": 2, "valid": 2}, workers=1)
     run = tmp_path / "run"
@@ -25,7 +30,7 @@ def test_evaluate_reproduces_the_validation_log(tmp_path):
     # compared are not all 0 or NaN.
     assert cli.main(["train", "--preset", "smoke", "--data-root", str(data), "--out", str(run),
                      "--set", "epochs=3", "--set", "iterations_per_epoch=12", "--set", "model.base=4",
-                     "--set", "optim.lr=0.01"]) == 0
+                     "--set", "optim.lr=0.01", *train_amp]) == 0
     log = pd.read_csv(run / "log.csv")
     validated = log.dropna(subset=["val_mean_dice"])
     best = validated.loc[validated["val_mean_dice"].idxmax()]
@@ -34,7 +39,7 @@ def test_evaluate_reproduces_the_validation_log(tmp_path):
     cases = sorted(p for p in (data / "valid").iterdir() if p.is_dir())
     for case in cases:
         assert cli.main(["predict", str(case / "data.nii.gz"), "-m", str(run / "best.pt"),
-                         "-o", str(predictions / case.name), "--device", "cpu"]) == 0
+                         "-o", str(predictions / case.name), "--device", "cpu", *predict_amp]) == 0
     metrics = tmp_path / "metrics.csv"
     assert cli.main(["evaluate", str(predictions), str(data / "valid"), "-o", str(metrics)]) == 0
 

@@ -1,51 +1,45 @@
-"""Ablations reported straight: scores per run, seed-to-seed spread, paired bootstrap, a verdict rule.
+"""Ablations reported straight: scores per run, and one statistical procedure for every comparison.
 
 Input of every function: a long evaluation table, one row per (config, seed, case, organ), i.e. the
 table of :func:`sepnet_core.metrics.evaluate_case` / :func:`sepnet_core.evaluation.evaluate_folders`
 with two columns added: ``config`` (str, e.g. ``"sepnet"``, ``"unet"``) and ``seed`` (int). Required
-columns: ``config, seed, case, label, dice, hd95`` (``organ`` is optional; organs are named from
-``label``). One (config, seed) pair is a *run*.
+columns: ``config, seed, case, label, dice, hd95`` (``organ``, ``missed``, ``hd95_penalized`` optional;
+organs are named from ``label``). One (config, seed) pair is a *run*.
 
 Scores of a run (:data:`SCORES`), all from :mod:`sepnet_core.metrics` conventions (per-organ mean over
 cases first, NaN skipped, then a mean over organs):
 
 * ``mean_dice``: unweighted mean over organs; ``weighted_dice``: StructSeg importance weights
   (:func:`sepnet_core.metrics.weighted_average`);
-* ``mean_hd95``, ``weighted_hd95`` (mm): the same, with **infinite HD95 (a missed organ) skipped**, so
-  one missed organ does not turn every score into ``inf``; ``n_hd95_inf`` counts what was skipped.
+* ``mean_hd95``, ``weighted_hd95`` (mm): the same, with infinite HD95 (a missed organ) skipped;
+  ``n_hd95_inf`` counts what was skipped. Tables with ``hd95_penalized`` also get
+  ``weighted_hd95_penalized`` (misses at the image-diagonal penalty) and ``n_missed``.
 
-Verdict rule of :func:`compare` (b versus a, ``diff = mean over seeds of b - mean over seeds of a``;
-"better" means higher for Dice and lower for HD95):
-
-1. *spread* = seed-to-seed standard deviation of one run's score: the pooled within-config sample
-   standard deviation over the seeds of a and b (``sqrt(sum (n_k - 1) s_k^2 / sum (n_k - 1))``), or
-   ``baseline_spread`` when given (e.g. from a dedicated multi-seed baseline). Unknown when neither
-   config has two seeds and no baseline is given.
-2. *CI* = 95 % percentile interval of ``diff`` under a paired bootstrap over cases (the same resampled
-   cases for a and b and for every seed; fixed ``rng_seed``, so the result is deterministic).
-   Undefined (NaN) with fewer than 2 cases; an undefined CI never excludes 0.
-3. Spread known: ``|diff| <= 2 x spread`` -> ``"within seed-to-seed spread"``; otherwise
-   ``"b better"`` / ``"a better"`` if the CI excludes 0, else ``"no clear difference"``.
-   Spread unknown: ``"b better"`` / ``"a better"`` if the CI excludes 0, else ``"no clear difference"``,
-   each followed by ``"; spread unknown (one seed)"``.
-
-The factor 2 (:data:`SPREAD_FACTOR`) is the whole rule's only tuning constant: a difference must exceed
-twice the run-to-run noise of one training run to count, whatever the number of cases.
+**The comparison** (:func:`compare`, b versus a) is the procedure of
+:mod:`sepnet_core.analysis.statistics` on *per-case scores*: for every run and case, the score of that
+case alone (e.g. its weighted Dice over the organs it has; for the HD95 scores the penalised HD95 when
+the table has it, so misses count, else the finite HD95). The effect is the difference of the grand means
+of b and a, with a 95 % t interval and a p-value from the crossed cases-by-seeds model (cases shared by a
+and b, seeds nested in each). A config with one seed takes ``baseline_spread`` (the seed-to-seed
+standard deviation of the run score measured on the multi-seed baseline) as its seed variance; without
+it the seed variance is unknown and the outcome says so. The outcome (:data:`OUTCOMES`) uses the
+uncorrected p-value; the claims table (:mod:`sepnet_core.analysis.claims`) corrects within each family
+(Holm) and adds the trained-model gate.
 
 The per-organ tables (:func:`per_organ_table`, :func:`per_organ_std`, :func:`organ_differences`,
 :func:`count_organs_better`) live in :mod:`sepnet_core.analysis.per_organ` and are re-exported here.
 
 Example:
     >>> cmp = compare(table, "unet", "sepnet")  # doctest: +SKIP
-    >>> cmp.verdict, cmp.winner  # doctest: +SKIP
-    ('b better; spread unknown (one seed)', 'sepnet')
+    >>> cmp.outcome, cmp.p_value  # doctest: +SKIP
+    ('b better', 0.003)
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -59,8 +53,9 @@ from sepnet_core.analysis.per_organ import (
     per_organ_std,
     per_organ_table,
 )
+from sepnet_core.analysis.statistics import ALPHA, PairedEffect, paired_effect
 from sepnet_core.metrics import weighted_average
-from sepnet_core.organs import NUM_ORGANS, importance_weights
+from sepnet_core.organs import NUM_ORGANS, ORGANS, importance_weights
 
 __all__ = [
     "SCORES",
@@ -69,10 +64,12 @@ __all__ = [
     "SPREAD_UNKNOWN",
     "Comparison",
     "OrganCount",
+    "case_scores",
     "per_run_scores",
     "config_summary",
     "compare",
     "comparisons_table",
+    "organ_comparisons",
     "per_organ_table",
     "per_organ_std",
     "organ_differences",
@@ -86,8 +83,8 @@ SCORES: dict[str, tuple[str, bool, bool]] = {
     "mean_hd95": ("hd95", False, False),
     "weighted_hd95": ("hd95", True, False),
 }
-OUTCOMES: tuple[str, ...] = ("b better", "a better", "within seed-to-seed spread", "no clear difference")
-"""The base verdicts of :func:`compare`."""
+OUTCOMES: tuple[str, ...] = ("b better", "a better", "no clear difference")
+"""The outcomes of :func:`compare` (uncorrected p < :data:`~sepnet_core.analysis.statistics.ALPHA`)."""
 SPREAD_UNKNOWN = "spread unknown (one seed)"
 """Qualifier appended to the verdict when no seed-to-seed spread is available."""
 
@@ -109,7 +106,8 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
     Returns:
         DataFrame with one row per (config, seed), in order of first appearance, and columns ``config``,
         ``seed``, ``n_cases``, ``mean_dice``, ``weighted_dice``, ``mean_hd95`` (mm), ``weighted_hd95`` (mm),
-        ``n_hd95_inf`` (rows with infinite HD95, skipped by the HD95 scores).
+        ``n_hd95_inf`` (rows with infinite HD95, skipped by the HD95 scores); with the columns of
+        :func:`sepnet_core.metrics.evaluate_case` also ``weighted_hd95_penalized`` (mm) and ``n_missed``.
 
     Raises:
         TypeError: ``table`` is not a DataFrame.
@@ -126,8 +124,14 @@ def per_run_scores(table: pd.DataFrame) -> pd.DataFrame:
                 means = finite(run[column]).groupby(run["label"].to_numpy()).mean().dropna()
                 row[score] = float(means.mean()) if not means.empty else math.nan
         row["n_hd95_inf"] = int(np.isinf(run["hd95"].astype(float)).sum())
+        if "hd95_penalized" in run.columns:
+            row["weighted_hd95_penalized"] = weighted_average(run, "hd95_penalized")
+        if "missed" in run.columns:
+            row["n_missed"] = int(run["missed"].astype(bool).sum())
         rows.append(row)
-    return pd.DataFrame(rows, columns=["config", "seed", "n_cases", *SCORES, "n_hd95_inf"])
+    extra = (["weighted_hd95_penalized"] if "hd95_penalized" in table.columns else []) + (
+        ["n_missed"] if "missed" in table.columns else [])
+    return pd.DataFrame(rows, columns=["config", "seed", "n_cases", *SCORES, "n_hd95_inf", *extra])
 
 
 def config_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -151,59 +155,35 @@ def config_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# ---------------------------------------------------------------------------------------- bootstrap
-def _run_matrices(table: pd.DataFrame, config: str, column: str, cases: list) -> list[np.ndarray]:
-    """Per seed of ``config``: (n_cases, 22) values of ``column`` (inf -> NaN), rows in ``cases`` order."""
+# --------------------------------------------------------------------------------- per-case scores
+def case_scores(table: pd.DataFrame, config: str, metric: str) -> tuple[np.ndarray, list]:
+    """Per run and case, the score of that case alone (the per-case input of :func:`compare`).
+
+    Args:
+        table: Evaluation table (see the module docstring).
+        config: A config of the table.
+        metric: A key of :data:`SCORES`. HD95 scores use ``hd95_penalized`` when the table has it
+            (misses at the penalty), else the HD95 with infinite values skipped.
+
+    Returns:
+        ``(scores, cases)``: float array (n_seeds, n_cases), seeds ascending, columns in the order of
+        ``cases`` (sorted case ids); NaN where a case has no organ with a value.
+    """
+    column, weighted, _ = _check_score(metric)
+    if column == "hd95" and "hd95_penalized" in table.columns:
+        column = "hd95_penalized"
+    rows = table[table["config"] == config]
+    cases = sorted(rows["case"].unique())
+    weights = importance_weights() if weighted else np.ones(NUM_ORGANS)
     out = []
-    for _, run in table[table["config"] == config].groupby("seed", sort=True):
+    for _, run in rows.groupby("seed", sort=True):
         wide = run.pivot(index="case", columns="label", values=column)
-        wide = wide.reindex(index=cases, columns=range(1, NUM_ORGANS + 1))
-        values = np.array(wide.to_numpy(dtype=float), dtype=float, copy=True)
-        values[~np.isfinite(values)] = np.nan
-        out.append(values)
-    return out
-
-
-def _scores(values: np.ndarray, counts: np.ndarray, weighted: bool) -> np.ndarray:
-    """Score of one run for each row of case multiplicities ``counts`` (n_boot, n_cases) -> (n_boot,)."""
-    valid = np.isfinite(values)
-    sums = counts @ np.where(valid, values, 0.0)
-    n = counts @ valid.astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        organ_means = sums / n  # (n_boot, 22), NaN where the organ has no value in the sample
-    present = np.isfinite(organ_means)
-    w = importance_weights()[None, :] if weighted else np.ones((1, NUM_ORGANS))
-    w = np.where(present, w, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.sum(w * np.where(present, organ_means, 0.0), axis=1) / np.sum(w, axis=1)
-
-
-def _bootstrap_difference(
-    table: pd.DataFrame, a: str, b: str, metric: str, n_boot: int, rng_seed: int
-) -> tuple[float, float, int]:
-    column, weighted, _ = SCORES[metric]
-    case_sets = {(c, s): frozenset(run["case"]) for (c, s), run in
-                 table[table["config"].isin([a, b])].groupby(["config", "seed"])}
-    first = next(iter(case_sets.values()))
-    if any(cases != first for cases in case_sets.values()):
-        sizes = {f"{c}/seed {s}": len(v) for (c, s), v in case_sets.items()}
-        raise ValueError(f"runs of {a!r} and {b!r} were evaluated on different cases ({sizes}); a paired "
-                         "comparison needs the same cases in every run")
-    cases = sorted(first)
-    if len(cases) < 2:
-        return math.nan, math.nan, len(cases)
-    rng = np.random.default_rng(rng_seed)
-    counts = rng.multinomial(len(cases), np.full(len(cases), 1.0 / len(cases)), size=n_boot).astype(float)
-    stats = []
-    for config in (a, b):
-        runs = _run_matrices(table, config, column, cases)
-        stats.append(np.nanmean(np.stack([_scores(v, counts, weighted) for v in runs]), axis=0))
-    diff = stats[1] - stats[0]
-    diff = diff[np.isfinite(diff)]
-    if diff.size == 0:
-        return math.nan, math.nan, len(cases)
-    low, high = np.percentile(diff, [2.5, 97.5])
-    return float(low), float(high), len(cases)
+        values = wide.reindex(index=cases, columns=range(1, NUM_ORGANS + 1)).to_numpy(dtype=float)
+        valid = np.isfinite(values)
+        w = np.where(valid, weights[None, :], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.sum(w * np.where(valid, values, 0.0), axis=1) / np.sum(w, axis=1))
+    return np.array(out), cases
 
 
 # --------------------------------------------------------------------------------------- comparison
@@ -215,19 +195,25 @@ class Comparison:
         a: Reference config (e.g. the baseline, ``"unet"``).
         b: Config under test (e.g. ``"sepnet"``).
         metric: Score name, a key of :data:`SCORES`.
-        mean_a: Mean of the score over a's seeds.
-        mean_b: Mean of the score over b's seeds.
-        difference: ``mean_b - mean_a`` (score units: Dice fraction or mm).
-        spread: Seed-to-seed standard deviation of one run's score used by the rule; NaN when unknown.
+        mean_a: Mean of a's per-case scores over seeds and cases.
+        mean_b: The same for b.
+        difference: ``mean_b - mean_a``, the effect (score units: Dice fraction or mm).
+        spread: Seed-to-seed standard deviation of a run score: pooled over the seeds of a and b, or
+            ``baseline_spread``; NaN when unknown.
         spread_source: ``"pooled seeds"``, ``"baseline"`` (given) or ``"unknown"``.
         n_seeds_a: Seeds (runs) of a.
         n_seeds_b: Seeds (runs) of b.
-        n_cases: Paired cases of the bootstrap.
-        ci_low: Lower end of the paired-bootstrap 95 % interval of ``difference`` (NaN with < 2 cases).
-        ci_high: Upper end of that interval.
-        outcome: Base verdict, one of :data:`OUTCOMES`.
-        n_boot: Bootstrap resamples.
-        rng_seed: Seed of the bootstrap's generator.
+        n_cases: Paired cases.
+        ci_low: Lower end of the 95 % interval of ``difference`` (unadjusted; NaN with < 2 cases).
+        ci_high: Upper end.
+        outcome: One of :data:`OUTCOMES`, from the uncorrected p-value.
+        p_value: Two-sided p-value of ``difference = 0``, uncorrected; NaN when the seed variance of a
+            one-seed config is unknown.
+        se: Standard error of ``difference``.
+        dof: Degrees of freedom of the t interval.
+        gate_passed: Every run of a and b passed the trained-model gate (None: not known).
+        subset: What part of the table was compared, e.g. an organ key (:func:`organ_comparisons`); ""
+            for the whole table.
     """
 
     a: str
@@ -244,12 +230,15 @@ class Comparison:
     ci_low: float
     ci_high: float
     outcome: str
-    n_boot: int = 2000
-    rng_seed: int = 0
+    p_value: float = math.nan
+    se: float = math.nan
+    dof: float = math.nan
+    gate_passed: bool | None = None
+    subset: str = ""
 
     @property
     def spread_known(self) -> bool:
-        """True when a seed-to-seed spread entered the rule."""
+        """True when a seed-to-seed spread entered the interval."""
         return math.isfinite(self.spread)
 
     @property
@@ -259,8 +248,13 @@ class Comparison:
 
     @property
     def ci_excludes_zero(self) -> bool:
-        """True when the bootstrap interval is defined and lies entirely on one side of 0."""
+        """True when the interval is defined and lies entirely on one side of 0."""
         return bool(self.ci_low > 0 or self.ci_high < 0)
+
+    @property
+    def higher_is_better(self) -> bool:
+        """True for the Dice scores, False for HD95."""
+        return SCORES[self.metric][2]
 
     @property
     def winner(self) -> str | None:
@@ -269,9 +263,10 @@ class Comparison:
 
     def describe(self) -> str:
         """One line for a page, e.g. ``"sepnet vs unet, weighted_dice: +0.0123 (95 % CI ...): ..."``."""
-        spread = f"{self.spread:.4g}" if self.spread_known else "unknown"
-        return (f"{self.b} vs {self.a}, {self.metric}: {self.difference:+.4g} (95 % CI {self.ci_low:+.4g} "
-                f"to {self.ci_high:+.4g}, {self.n_cases} cases; seed spread {spread}): {self.verdict}")
+        subset = f" ({self.subset})" if self.subset else ""
+        return (f"{self.b} vs {self.a}{subset}, {self.metric}: {self.difference:+.4g} "
+                f"(95 % CI {self.ci_low:+.4g} to {self.ci_high:+.4g}, p = {self.p_value:.2g}, "
+                f"{self.n_cases} cases, seeds {self.n_seeds_a}/{self.n_seeds_b}): {self.verdict}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of the fields plus ``verdict`` (read back with :meth:`from_dict`)."""
@@ -284,15 +279,14 @@ class Comparison:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def _outcome(diff: float, spread: float, ci_low: float, ci_high: float, higher_is_better: bool) -> str:
-    """The verdict rule of the module docstring."""
-    if not math.isfinite(diff):
-        return "no clear difference"
-    if math.isfinite(spread) and abs(diff) <= SPREAD_FACTOR * spread:
-        return "within seed-to-seed spread"
-    if ci_low > 0 or ci_high < 0:
-        return "b better" if (diff > 0) == higher_is_better else "a better"
-    return "no clear difference"
+def _gate(gate: Mapping[str, bool] | None, config: str, seeds: Sequence[Any]) -> bool | None:
+    """Gate of a config: ``gate[config]``, else all of ``gate[f"{config}/{seed}"]``; None when absent."""
+    if gate is None:
+        return None
+    if config in gate:
+        return bool(gate[config])
+    runs = [gate.get(f"{config}/{seed}") for seed in seeds]
+    return None if any(r is None for r in runs) else all(bool(r) for r in runs)
 
 
 def compare(
@@ -301,10 +295,10 @@ def compare(
     b: str,
     metric: str = "weighted_dice",
     baseline_spread: float | None = None,
-    n_boot: int = 2000,
-    rng_seed: int = 0,
+    baseline_seeds: int | None = None,
+    gate: Mapping[str, bool] | None = None,
 ) -> Comparison:
-    """Compare config ``b`` with config ``a`` on one score (rule in the module docstring).
+    """Compare config ``b`` with config ``a`` on one score (procedure in the module docstring).
 
     Args:
         table: Evaluation table holding at least the runs of ``a`` and ``b``; every run must cover the
@@ -312,45 +306,97 @@ def compare(
         a: Reference config name.
         b: Config under test.
         metric: A key of :data:`SCORES` (default ``"weighted_dice"``).
-        baseline_spread: Seed-to-seed standard deviation of the score measured elsewhere (same units);
-            replaces the pooled spread of a and b.
-        n_boot: Bootstrap resamples (default 2000).
-        rng_seed: Seed of the bootstrap generator (default 0).
+        baseline_spread: Seed-to-seed standard deviation of the run score measured on a multi-seed
+            baseline (same units); used for a config with one seed.
+        baseline_seeds: Number of seeds behind ``baseline_spread`` (degrees of freedom + 1; default 3).
+        gate: Trained-model gate per config (``{"sepnet": True}``) or per run (``{"sepnet/0": True}``).
 
     Returns:
         A :class:`Comparison`.
 
     Raises:
         ValueError: unknown metric or config, ``a == b``, runs on different cases, a negative or
-            non-finite ``baseline_spread``, ``n_boot`` < 100; plus the table checks of
-            :func:`per_run_scores`.
+            non-finite ``baseline_spread``; plus the table checks of :func:`per_run_scores`.
     """
     table = check_table(table)
     _, _, higher_is_better = _check_score(metric)
     if a == b:
         raise ValueError(f"a and b must be different configs, both are {a!r}")
     check_configs(table, [a, b])
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise ValueError(f"n_boot={n_boot!r} must be an integer >= 100")
+    if baseline_spread is not None and (not math.isfinite(float(baseline_spread)) or baseline_spread < 0):
+        raise ValueError(f"baseline_spread={baseline_spread!r} must be a finite number >= 0")
+    scores_a, cases_a = case_scores(table, a, metric)
+    scores_b, cases_b = case_scores(table, b, metric)
+    case_sets = {(c, s): frozenset(run["case"]) for (c, s), run in
+                 table[table["config"].isin([a, b])].groupby(["config", "seed"])}
+    if cases_a != cases_b or len(set(case_sets.values())) > 1:
+        sizes = {f"{c}/seed {s}": len(v) for (c, s), v in case_sets.items()}
+        raise ValueError(f"runs of {a!r} and {b!r} were evaluated on different cases ({sizes}); a paired "
+                         "comparison needs the same cases in every run")
     runs = per_run_scores(table[table["config"].isin([a, b])])
-    values = {c: runs.loc[runs["config"] == c, metric].to_numpy(dtype=float) for c in (a, b)}
+    run_values = [runs.loc[runs["config"] == c, metric].to_numpy(dtype=float) for c in (a, b)]
     if baseline_spread is not None:
-        spread = float(baseline_spread)
-        if not math.isfinite(spread) or spread < 0:
-            raise ValueError(f"baseline_spread={baseline_spread!r} must be a finite number >= 0")
-        source = "baseline"
+        spread, source = float(baseline_spread), "baseline"
     else:
-        spread = pooled_std(list(values.values()))
+        spread = pooled_std(run_values)
         source = "pooled seeds" if math.isfinite(spread) else "unknown"
-    mean_a, mean_b = (float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for v in values.values())
-    diff = mean_b - mean_a
-    ci_low, ci_high, n_cases = _bootstrap_difference(table, a, b, metric, n_boot, rng_seed)
+    dof = (baseline_seeds - 1) if baseline_seeds and baseline_seeds >= 2 else None
+    complete = np.isfinite(scores_a).all(axis=0) & np.isfinite(scores_b).all(axis=0)
+    if complete.sum() < 2:  # no interval from one case: report the difference, nothing more
+        result = PairedEffect(effect=float(scores_b[:, complete].mean() - scores_a[:, complete].mean())
+                              if complete.any() else math.nan, ci_low=math.nan, ci_high=math.nan,
+                              p_value=math.nan, se=math.nan, dof=math.nan, n_cases=int(complete.sum()),
+                              n_seeds_a=len(scores_a), n_seeds_b=len(scores_b),
+                              seed_variance="seeds" if math.isfinite(spread) else "unknown")
+    else:
+        result = paired_effect(scores_a, scores_b, seed_spread=spread if math.isfinite(spread) else None,
+                               seed_spread_dof=dof)
+    if result.seed_variance == "unknown":
+        spread, source = math.nan, "unknown"
+    if math.isfinite(result.p_value) and result.p_value < ALPHA and result.effect != 0:
+        outcome = "b better" if (result.effect > 0) == higher_is_better else "a better"
+    else:
+        outcome = "no clear difference"
+    keep = complete
+    seeds = {c: sorted(table.loc[table["config"] == c, "seed"].unique()) for c in (a, b)}
+    gates = [_gate(gate, c, seeds[c]) for c in (a, b)]
+    gate_passed = False if False in gates else (None if None in gates else True)
     return Comparison(
-        a=a, b=b, metric=metric, mean_a=mean_a, mean_b=mean_b, difference=diff, spread=spread,
-        spread_source=source, n_seeds_a=len(values[a]), n_seeds_b=len(values[b]), n_cases=n_cases,
-        ci_low=ci_low, ci_high=ci_high, outcome=_outcome(diff, spread, ci_low, ci_high, higher_is_better),
-        n_boot=n_boot, rng_seed=rng_seed,
+        a=a, b=b, metric=metric, mean_a=float(scores_a[:, keep].mean()),
+        mean_b=float(scores_b[:, keep].mean()),
+        difference=result.effect, spread=spread, spread_source=source, n_seeds_a=result.n_seeds_a,
+        n_seeds_b=result.n_seeds_b, n_cases=result.n_cases, ci_low=result.ci_low, ci_high=result.ci_high,
+        outcome=outcome, p_value=result.p_value, se=result.se, dof=result.dof, gate_passed=gate_passed,
     )
+
+
+def organ_comparisons(
+    table: pd.DataFrame,
+    a: str,
+    b: str,
+    gate: Mapping[str, bool] | None = None,
+) -> list[Comparison]:
+    """One comparison per organ (b against a, that organ's Dice per case): the family of "most organs".
+
+    Each organ is compared with :func:`compare` on the rows of that organ only (score ``mean_dice``, i.e.
+    the organ's Dice per case); the seed variance comes from each config's own seeds (an organ's seed
+    spread is not the baseline's whole-case spread), so with one seed the p-value is NaN. The claims
+    table Holm-corrects over the organs.
+
+    Returns:
+        Comparisons in label order, each with ``subset`` = the organ key, for the organs that have a
+        Dice in at least one case of both configs.
+    """
+    table = check_table(table)
+    check_configs(table, [a, b])
+    out = []
+    for label, rows in table[table["config"].isin([a, b])].groupby("label", sort=True):
+        dice = rows.groupby("config")["dice"].apply(lambda v: bool(np.isfinite(v.astype(float)).any()))
+        if len(dice) < 2 or not dice.all():
+            continue
+        result = compare(rows, a, b, "mean_dice", gate=gate)
+        out.append(replace(result, subset=ORGANS[int(label) - 1].key))
+    return out
 
 
 def comparisons_table(comparisons: Sequence[Comparison]) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from sepnet_core.analysis.comparison import Comparison
 from sepnet_core.fileio import atomic_write
-from sepnet_core.organs import NUM_CLASSES, colour_table
+from sepnet_core.organs import NUM_CLASSES, ORGANS, colour_table
 
 __all__ = [
     "organ_bar_chart",
@@ -76,7 +76,8 @@ def error_rate_chart(levels: pd.DataFrame, title: str | None = None) -> Figure:
 
     Args:
         levels: Table of :func:`sepnet_core.analysis.uncertainty_analysis.error_rate_by_level` or
-            ``accumulate_levels`` (columns ``level``, ``n_voxels``, ``error_rate``).
+            ``accumulate_levels`` (columns ``level``, ``n_voxels``, ``error_rate``); with ``ci_low`` and
+            ``ci_high`` (``level_table_with_interval``) the interval is drawn on each bar.
         title: Optional title.
 
     Returns:
@@ -85,7 +86,12 @@ def error_rate_chart(levels: pd.DataFrame, title: str | None = None) -> Figure:
     fig = Figure(figsize=(max(5.0, 0.7 * len(levels) + 2), 3.5), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(levels))
-    bars = ax.bar(x, levels["error_rate"].to_numpy(dtype=float), color="tab:red", alpha=0.8)
+    rate = levels["error_rate"].to_numpy(dtype=float)
+    errors = None
+    if {"ci_low", "ci_high"} <= set(levels.columns):
+        low, high = levels["ci_low"].to_numpy(dtype=float), levels["ci_high"].to_numpy(dtype=float)
+        errors = np.nan_to_num(np.clip(np.vstack([rate - low, high - rate]), 0, None))
+    bars = ax.bar(x, rate, color="tab:red", alpha=0.8, yerr=errors, capsize=3 if errors is not None else 0)
     ax.bar_label(bars, labels=[f"n={n:,}" for n in levels["n_voxels"]], fontsize=7, padding=2)
     ax.set_xticks(x, [f"{v:.4f}" for v in levels["level"]], rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("vote entropy (nats)")
@@ -224,6 +230,43 @@ def uncertainty_panel(
         ax.set_axis_off()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def organ_dice_plot(table: pd.DataFrame, configs: Sequence[str], title: str | None = None) -> Figure:
+    """Dice of every test case per organ for several configurations (seaborn box plot, cases as points).
+
+    Args:
+        table: Long evaluation table (``config``, ``label``, ``dice``; ``organ`` or labels 1..22).
+        configs: Configurations to show, in legend order.
+        title: Optional title.
+
+    Returns:
+        Figure with one axes: organs on x, Dice on y, one box per configuration.
+
+    Raises:
+        ValueError: a config is not in the table.
+    """
+    import seaborn as sns
+
+    missing = [c for c in configs if c not in set(table["config"])]
+    if missing:
+        raise ValueError(f"config(s) {missing} not in the table")
+    keys = [o.key for o in ORGANS]
+    rows = table[table["config"].isin(configs)].reset_index(drop=True)
+    rows = rows.assign(organ=[keys[int(label) - 1] for label in rows["label"]])
+    fig = Figure(figsize=(14.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    sns.boxplot(data=rows, x="organ", y="dice", hue="config", hue_order=list(configs), order=keys, ax=ax,
+                fliersize=0, linewidth=0.7)
+    sns.stripplot(data=rows, x="organ", y="dice", hue="config", hue_order=list(configs), order=keys, ax=ax,
+                  dodge=True, size=2, palette="dark:black", alpha=0.5, legend=False)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("")
+    ax.set_ylabel("Dice per test case")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=8)
+    if title:
+        ax.set_title(title)
     return fig
 
 

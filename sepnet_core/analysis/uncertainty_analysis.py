@@ -13,9 +13,19 @@
 
 Region of interest (:func:`region_mask`). Far-away background is correctly labelled by every member at
 zero uncertainty; counting it would make the level-0 error rate ~0 and the AUROC ~1 whatever the
-network does. The default region ``"union"`` keeps the voxels that the fused prediction, the reference
-or at least one member (a voxel with nonzero vote entropy) labels as an organ: every voxel where an
-error or a disagreement is possible. All maps are (z, y, x).
+network does; counting a whole field of view labelled as organ by an untrained model makes it
+meaningless the other way. The region the book judges the claim on is ``"reference"``: the union of
+the reference organs dilated by ``margin_mm`` (default :data:`MARGIN_MM` = 10 mm, Euclidean in mm with
+the voxel spacing), fixed by the reference alone, so it does not grow with a model's false positives.
+``"union"`` keeps the voxels that the fused prediction, the reference or at least one member labels as
+an organ (every voxel where an error or a disagreement is possible). All maps are (z, y, x).
+
+**Judging the claim** (:mod:`sepnet_core.analysis.uncertainty_cases`):
+voxels of one case are not independent samples, and the 11 vote-entropy levels are not 11 samples of
+anything, so no p-value is computed over voxels or levels. The unit is the case: the error-detection
+AUROC is computed per case and summarised by its mean with a t interval over cases; the error rate of
+each level (level 0, where all members agree, included) is pooled over cases with a 95 % interval from a
+bootstrap over cases. Calibration: :mod:`sepnet_core.analysis.calibration`.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from sepnet_core.analysis.calibration import (
 from sepnet_core.organs import organ_by_key
 
 __all__ = [
+    "MARGIN_MM",
     "REGIONS",
     "SpearmanResult",
     "region_mask",
@@ -58,7 +69,11 @@ __all__ = [
     "reference_flag_table",
 ]
 
+MARGIN_MM = 10.0
+"""Margin (mm) by which the ``"reference"`` region grows the union of the reference organs."""
+
 REGIONS: dict[str, str] = {
+    "reference": "union of the reference organs dilated by `margin_mm` mm",
     "union": "fused prediction, reference or any member (uncertainty > 0) is an organ",
     "foreground": "fused prediction or reference is an organ",
     "box": "bounding box of the 'union' region, grown by `margin` voxels on every side",
@@ -126,6 +141,9 @@ def region_mask(
     uncertainty: np.ndarray | None = None,
     region: str = "union",
     margin: int = 5,
+    *,
+    spacing_mm: Sequence[float] | None = None,
+    margin_mm: float = MARGIN_MM,
 ) -> np.ndarray:
     """Boolean region of interest for the voxel statistics (see :data:`REGIONS`).
 
@@ -135,18 +153,23 @@ def region_mask(
         uncertainty: Uncertainty map, float (z, y, x); needed by ``"union"`` and ``"box"``.
         region: A key of :data:`REGIONS` (default ``"union"``).
         margin: Voxels added on every side by ``"box"`` (default 5).
+        spacing_mm: Voxel spacing (z, y, x) in mm; needed by ``"reference"``.
+        margin_mm: Dilation of ``"reference"`` in mm (default :data:`MARGIN_MM`): a voxel is kept when
+            its centre lies within ``margin_mm`` of the centre of a reference organ voxel.
 
     Returns:
         bool (z, y, x).
 
     Raises:
-        ValueError: unknown region, missing uncertainty, bad shapes or dtypes, negative margin.
+        ValueError: unknown region, missing uncertainty or spacing, bad shapes or dtypes, negative margin.
     """
     if region not in REGIONS:
         raise ValueError(f"unknown region {region!r}; valid regions: {', '.join(REGIONS)}")
     pred = _volume(labels_pred, "labels_pred", "iu")
     ref = _volume(labels_ref, "labels_ref", "iu")
     _same_shape(labels_pred=pred, labels_ref=ref)
+    if region == "reference":
+        return _dilated_reference(ref > 0, spacing_mm, margin_mm)
     if region == "all":
         return np.ones(pred.shape, dtype=bool)
     keep = (pred > 0) | (ref > 0)
@@ -166,6 +189,27 @@ def region_mask(
     if found:
         box[tuple(slice(max(s.start - margin, 0), s.stop + margin) for s in found[0])] = True
     return box
+
+
+def _dilated_reference(organs: np.ndarray, spacing_mm: Sequence[float] | None,
+                       margin_mm: float) -> np.ndarray:
+    """``organs`` grown by ``margin_mm`` (Euclidean distance in mm), computed inside its padded box."""
+    if spacing_mm is None:
+        raise ValueError("region='reference' needs spacing_mm (z, y, x) to dilate by a margin in mm")
+    spacing = np.asarray(spacing_mm, dtype=float)
+    if spacing.shape != (3,) or not (np.isfinite(spacing).all() and (spacing > 0).all()):
+        raise ValueError(f"spacing_mm must be three positive numbers (z, y, x), got {spacing_mm!r}")
+    if not (math.isfinite(margin_mm) and margin_mm >= 0):
+        raise ValueError(f"margin_mm={margin_mm!r} must be a finite number >= 0")
+    out = np.zeros(organs.shape, dtype=bool)
+    found = ndimage.find_objects(organs.view(np.uint8))
+    if not found:
+        return out
+    pad = np.ceil(margin_mm / spacing).astype(int)
+    box = tuple(slice(max(s.start - p, 0), s.stop + p) for s, p in zip(found[0], pad, strict=True))
+    distance = ndimage.distance_transform_edt(~organs[box], sampling=spacing)
+    out[box] = distance <= margin_mm
+    return out
 
 
 def error_rate_by_level(

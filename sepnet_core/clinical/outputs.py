@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RTSTRUCT_NAME", "STATISTICS_NAME", "PREVIEW_NAME", "ClinicalOptions", "write_clinical_outputs"]
+from sepnet_core.clinical.statistics import ORGAN_STATISTICS_NAME, STATISTICS_NAME
+
+__all__ = ["RTSTRUCT_NAME", "STATISTICS_NAME", "ORGAN_STATISTICS_NAME", "PREVIEW_NAME", "ClinicalOptions",
+           "write_clinical_outputs"]
 
 logger = logging.getLogger(__name__)
 
 RTSTRUCT_NAME = "rtstruct.dcm"
-STATISTICS_NAME = "statistics.json"
 PREVIEW_NAME = "preview.png"
 
 
@@ -26,7 +28,7 @@ class ClinicalOptions:
     Attributes:
         rtstruct: Write ``rtstruct.dcm`` (needs DICOM input).
         uncertainty_roi: With ``rtstruct``, add an ROI of the voxels above this uncertainty (nats), or None.
-        statistics: Write ``statistics.json``.
+        statistics: Write ``organ_statistics.json`` and ``statistics.json`` (TotalSegmentator's schema).
         preview: Write ``preview.png``.
         reference: Uncertainty reference (:func:`~sepnet_core.clinical.statistics.load_uncertainty_reference`)
             for the statistics' flag, or None.
@@ -80,7 +82,7 @@ def write_clinical_outputs(
     outputs: dict[str, Any] = {}
     warnings: list[str] = []
     if options.rtstruct:
-        from sepnet_core.clinical.rtstruct import write_rtstruct
+        from sepnet_core.clinical.rtstruct import EmptyStructureSetError, write_rtstruct
 
         if volume.dicom is None:
             raise ValueError("rtstruct needs DICOM input (volume.dicom is None)")
@@ -89,24 +91,22 @@ def write_clinical_outputs(
             write_rtstruct(folder / RTSTRUCT_NAME, labels, volume.geometry, volume.dicom,
                            uncertainty=uncertainty if roi is not None else None, uncertainty_threshold=roi,
                            algorithm=f"ensemble of {num_members}")
-        except ValueError as exc:
-            if "would be empty" not in str(exc):
-                raise
+        except EmptyStructureSetError as exc:
             warnings.append(f"{RTSTRUCT_NAME} not written: {exc}")
             outputs["rtstruct"] = {"file": None, "note": str(exc)}
         else:
             outputs["rtstruct"] = {"file": RTSTRUCT_NAME, "uncertainty_roi_nats": roi,
                                    "references_series": volume.dicom.series_instance_uid}
     if options.statistics:
-        from sepnet_core.clinical.statistics import organ_statistics
-        from sepnet_core.fileio import write_json_atomic
+        from sepnet_core.clinical.statistics import organ_statistics, write_statistics
 
         stats = organ_statistics(labels, volume.image, uncertainty, volume.geometry.spacing_mm,
                                  reference=options.reference, uncertainty_kind=uncertainty_kind,
                                  num_members=num_members)
-        write_json_atomic(folder / STATISTICS_NAME, stats)
+        write_statistics(folder, stats)
         flagged = [key for key, entry in stats["organs"].items() if entry["high_uncertainty"]]
-        outputs["statistics"] = {"file": STATISTICS_NAME, "flag_note": stats["flag"]["note"],
+        outputs["statistics"] = {"file": ORGAN_STATISTICS_NAME, "totalsegmentator_file": STATISTICS_NAME,
+                                 "flag_note": stats["flag"]["note"],
                                  "high_uncertainty": flagged}
     if options.preview:
         from sepnet_core.clinical.preview import write_preview

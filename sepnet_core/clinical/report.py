@@ -13,22 +13,30 @@ from typing import Any
 from sepnet_core import __version__
 from sepnet_core.fileio import sha256_file
 
-__all__ = ["VERSIONED_PACKAGES", "package_versions", "checkpoint_entry", "device_description", "timestamp"]
+__all__ = ["VERSIONED_PACKAGES", "distribution_versions", "package_versions", "checkpoint_entry",
+           "device_description", "timestamp"]
 
-VERSIONED_PACKAGES: tuple[str, ...] = ("torch", "numpy", "SimpleITK", "pydicom", "scipy", "matplotlib")
+VERSIONED_PACKAGES: tuple[str, ...] = ("torch", "numpy", "SimpleITK", "pydicom", "python-gdcm", "nibabel",
+                                       "scipy", "matplotlib")
 """Distributions whose versions a report records (besides sepnet_core and Python)."""
 
 
-def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str | None]:
-    """``{"sepnet_core": ..., "python": ..., "platform": ..., name: version or None if not installed}``."""
-    versions: dict[str, str | None] = {"sepnet_core": __version__, "python": sys.version.split()[0],
-                                       "platform": platform.platform()}
+def distribution_versions(names: Sequence[str]) -> dict[str, str | None]:
+    """Installed version of each distribution (``None`` when it is not installed): the one lookup behind
+    :func:`package_versions` and the book's reproducibility page (``sepnet_core.book.package_versions``)."""
+    versions: dict[str, str | None] = {}
     for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def package_versions(names: Sequence[str] = VERSIONED_PACKAGES) -> dict[str, str | None]:
+    """``{"sepnet_core": ..., "python": ..., "platform": ..., name: version or None if not installed}``."""
+    return {"sepnet_core": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            **distribution_versions(names)}
 
 
 def _config_hash(config: Any) -> str | None:

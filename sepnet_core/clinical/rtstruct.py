@@ -42,8 +42,13 @@ from sepnet_core.data.geometry import Geometry
 from sepnet_core.fileio import atomic_write
 from sepnet_core.organs import ORGANS, Organ
 
-__all__ = ["RT_STRUCTURE_SET_STORAGE", "UNCERTAINTY_ROI_NUMBER", "UNCERTAINTY_COLOUR", "format_ds",
-           "build_rtstruct", "write_rtstruct"]
+__all__ = ["EmptyStructureSetError", "RT_STRUCTURE_SET_STORAGE", "UNCERTAINTY_ROI_NUMBER",
+           "UNCERTAINTY_COLOUR", "format_ds", "build_rtstruct", "write_rtstruct"]
+
+
+class EmptyStructureSetError(ValueError):
+    """No ROI to write: no organ in the labels and no voxel above the uncertainty threshold."""
+
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 """SOP Class UID of RT Structure Set Storage."""
@@ -237,7 +242,8 @@ def build_rtstruct(
         if roi is not None:
             rois.append(roi)
     if not rois:
-        raise ValueError("no organ in the labels and no uncertain voxel: the structure set would be empty")
+        raise EmptyStructureSetError("no organ in the labels and no uncertain voxel: the structure set "
+                                     "would be empty")
 
     sop_uid = generate_uid()
     meta = FileMetaDataset()

@@ -9,6 +9,12 @@ ensemble showed on held-out cases: the reference threshold of an organ is a high
 shows how well the flag picks out organs with low Dice. Without a reference, or with one made for
 another uncertainty measure or ensemble size (vote entropy depends on the number of members), the flag
 is ``null`` and the output says why.
+
+Two files are written by :func:`write_statistics` (``sepnet predict --statistics``):
+``organ_statistics.json`` (:func:`organ_statistics`: everything above) and ``statistics.json`` in
+TotalSegmentator's ``--statistics`` schema (:func:`totalsegmentator_statistics`): one entry per organ
+key with ``volume`` (mm3) and ``intensity`` (mean HU), the two fields both tools compute, so scripts
+written for TotalSegmentator's output read ours unchanged.
 """
 
 from __future__ import annotations
@@ -26,13 +32,18 @@ from sepnet_core.errors import SepNetInputError
 from sepnet_core.fileio import write_json_atomic
 from sepnet_core.organs import NUM_CLASSES, ORGANS, organ_by_key
 
-__all__ = ["REFERENCE_FORMAT", "DEFAULT_QUANTILE", "DEFAULT_MIN_CASES", "organ_statistics",
+__all__ = ["REFERENCE_FORMAT", "DEFAULT_QUANTILE", "DEFAULT_MIN_CASES", "STATISTICS_NAME",
+           "ORGAN_STATISTICS_NAME", "organ_statistics", "totalsegmentator_statistics", "write_statistics",
            "uncertainty_reference", "save_uncertainty_reference", "load_uncertainty_reference"]
 
 REFERENCE_FORMAT = "sepnet-uncertainty-reference"
 """Value of the ``format`` key of a reference file (version 1)."""
 DEFAULT_QUANTILE = 0.9
 DEFAULT_MIN_CASES = 5
+STATISTICS_NAME = "statistics.json"
+"""File name of :func:`totalsegmentator_statistics` (TotalSegmentator's name for the same content)."""
+ORGAN_STATISTICS_NAME = "organ_statistics.json"
+"""File name of :func:`organ_statistics` (voxels, cm3, HU, uncertainty and its flag)."""
 _CHUNK_Z = 16
 
 
@@ -224,3 +235,50 @@ def organ_statistics(
         },
         "organs": organs,
     }
+
+
+def totalsegmentator_statistics(stats: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """The fields TotalSegmentator's ``statistics.json`` shares with :func:`organ_statistics`.
+
+    TotalSegmentator (``--statistics``) writes one entry per class, ``{name: {"volume": mm3,
+    "intensity": mean CT value}}``, with both values 0.0 for a class not segmented. This gives the same
+    layout for the 22 organs, keyed by our organ keys (``brain_stem``, ``parotid_l``, ...; TotalSegmentator's
+    classes and names differ). Differences: intensity is the mean of the HU values as read (TotalSegmentator
+    truncates the CT to int16 first), and organs touching the image border are reported like any other
+    (TotalSegmentator reports 0.0 for them by default).
+
+    Args:
+        stats: Output of :func:`organ_statistics`.
+
+    Returns:
+        ``{organ key: {"volume": float mm3, "intensity": float HU}}`` in label order.
+    """
+    out = {}
+    for key, entry in stats["organs"].items():
+        voxels = int(entry["voxels"])
+        out[key] = {"volume": float(entry["volume_cm3"]) * 1000.0 if voxels else 0.0,
+                    "intensity": float(entry["mean_hu"]) if voxels else 0.0}
+    return out
+
+
+def write_statistics(folder: str | os.PathLike[str], stats: Mapping[str, Any],
+                     overwrite: bool = False) -> tuple[Path, Path]:
+    """Write :data:`ORGAN_STATISTICS_NAME` (``stats``) and :data:`STATISTICS_NAME` (its
+    :func:`totalsegmentator_statistics`) into ``folder``, each atomically.
+
+    Args:
+        folder: Existing folder.
+        stats: Output of :func:`organ_statistics`.
+        overwrite: Replace existing files. Default ``False``.
+
+    Returns:
+        The two paths ``(organ_statistics.json, statistics.json)``.
+
+    Raises:
+        FileExistsError: a file exists and ``overwrite`` is false.
+    """
+    folder = Path(folder)
+    ours = write_json_atomic(folder / ORGAN_STATISTICS_NAME, dict(stats), overwrite=overwrite)
+    theirs = write_json_atomic(folder / STATISTICS_NAME, totalsegmentator_statistics(stats),
+                               overwrite=overwrite)
+    return ours, theirs

@@ -27,8 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         allow_abbrev=False,
     )
-    parser.add_argument("out_dir", metavar="OUT_DIR",
-                        help="output folder (created; must be empty unless --force)")
+    parser.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default=None,
+                        help="output folder (created; must be empty unless --force); or -o OUT_DIR")
+    parser.add_argument("-o", "--output", dest="output", metavar="OUT_DIR", default=None,
+                        help="output folder, as the positional OUT_DIR")
+    parser.set_defaults(_parser=parser)
     parser.add_argument("--cases", type=int, default=10, help="number of cases (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="data-set seed, >= 0 (default: 0)")
     parser.add_argument("--profile", choices=sorted(PHANTOM_PROFILES), default="cpu",
@@ -51,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Write the data set; argument errors become one-line SepNetErrors (exit code 2)."""
     from sepnet_core.data.phantom.dataset import check_request, parse_split, write_dataset
+
+    if (args.out_dir is None) == (args.output is None):
+        args._parser.error("give the output folder once: OUT_DIR or -o OUT_DIR")
+    args.out_dir = args.out_dir if args.out_dir is not None else args.output
 
     try:
         split = parse_split(args.split) if args.split is not None else None

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="dataset folder holding train/ and valid/ case folders "
                              "(<split>/<case>/data.nii.gz in HU + label.nii.gz); required unless "
                              "--set data.data_root=... or --resume")
-    parser.add_argument("--out", type=Path, required=True, help="run folder to write (created if missing)")
+    parser.add_argument("-o", "--output", "--out", dest="out", type=Path, required=True, metavar="RUN_DIR",
+                        help="run folder to write (created if missing); --out is the older spelling")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, repeatable; dotted keys, e.g. epochs=20, "
                              "optim.lr=5e-4 (learning rate), model.base=16 (channels), "

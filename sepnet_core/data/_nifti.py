@@ -2,7 +2,7 @@
 
 SimpleITK (ITK 5.4) silently reads a truncated ``.nii``/``.nii.gz`` (missing voxels come back as
 garbage or zeros) and its NIfTI reader replaces NaN and infinity by 0. :func:`read_sitk` therefore
-first parses the NIfTI-1/2 header itself, checks that the (decompressed) file holds every voxel the
+first reads the NIfTI-1/2 header with nibabel, checks that the (decompressed) file holds every voxel the
 header promises, and counts non-finite values of floating-point data, before handing the file to
 SimpleITK. Files that are not single-file NIfTI (``.mha``, ``.nrrd``) are left to SimpleITK.
 """
@@ -12,13 +12,15 @@ from __future__ import annotations
 import gzip
 import math
 import re
-import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from nibabel.nifti1 import Nifti1Header
+from nibabel.nifti2 import Nifti2Header
+from nibabel.spatialimages import HeaderDataError
 
 from sepnet_core.errors import SepNetInputError
 
@@ -26,8 +28,9 @@ __all__ = ["InputNotFoundError", "one_line", "read_sitk"]
 
 _MAX_MESSAGE = 200
 _CHUNK = 1 << 20
-# NIfTI datatype code -> element type whose finiteness is checked (complex: real/imaginary parts).
-_FLOAT_CODES = {16: "f4", 64: "f8", 32: "f4", 1792: "f8"}
+_HEAD_BYTES = 544  # the largest header (NIfTI-2, 540 bytes) and the 4-byte extension flag
+# nibabel's header classes and their sizes (sizeof_hdr); single files carry their ``single_magic``.
+_HEADERS = ((Nifti1Header, 348), (Nifti2Header, 540))
 
 
 class InputNotFoundError(SepNetInputError, FileNotFoundError):
@@ -54,29 +57,42 @@ class NiftiLayout:
     float_dtype: np.dtype | None  # element type to check for NaN/inf, None for integer data
 
 
+def _checked_dtype(header: Nifti1Header) -> np.dtype | None:
+    """Element type whose finiteness is checked: float32/64 data, the parts of complex64/128 data,
+    in the header's byte order; None for integer, RGB, float128 or unknown datatypes."""
+    try:
+        dtype = header.get_data_dtype()
+    except (HeaderDataError, KeyError, ValueError):
+        return None
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
+        return dtype
+    if dtype.kind == "c" and dtype.itemsize in (8, 16):
+        return np.dtype(f"{dtype.byteorder}f{dtype.itemsize // 2}")
+    return None
+
+
 def nifti_layout(head: bytes) -> NiftiLayout | None:
-    """Parse the first 544 bytes of a file; None if it is not a well-formed single-file NIfTI-1/2."""
-    for endian in "<>":
-        size = struct.unpack(endian + "i", head[:4])[0] if len(head) >= 4 else 0
-        if size == 348 and len(head) >= 348 and head[344:348] == b"n+1\0":
-            dims = struct.unpack(endian + "8h", head[40:56])
-            code, bitpix = struct.unpack(endian + "2h", head[70:74])
-            offset = struct.unpack(endian + "f", head[108:112])[0]
-        elif size == 540 and len(head) >= 540 and head[4:8] == b"n+2\0":
-            dims = struct.unpack(endian + "8q", head[16:80])
-            code, bitpix = struct.unpack(endian + "2h", head[12:16])
-            offset = struct.unpack(endian + "q", head[168:176])[0]
-        else:
+    """Read the header at the start of a file with nibabel; None if it is not a well-formed
+    single-file NIfTI-1/2 (``head``: at least the first 544 bytes, or the whole file if shorter)."""
+    for header_class, size in _HEADERS:
+        if len(head) < size:
             continue
+        try:
+            header = header_class(head[:size], check=False)  # byte order guessed from sizeof_hdr
+        except (HeaderDataError, ValueError):
+            continue
+        if int(header["sizeof_hdr"]) != size or header["magic"].item() != header_class.single_magic:
+            continue
+        dims = [int(d) for d in header["dim"]]
+        bitpix, offset = int(header["bitpix"]), header["vox_offset"].item()  # float32 (v1), int64 (v2)
         ndim = dims[0]
         if not 1 <= ndim <= 7 or min(dims[1 : ndim + 1]) < 1 or bitpix < 1 or not math.isfinite(offset):
             return None  # malformed: let SimpleITK report it
         start = max(int(offset), size + 4)
-        kind = _FLOAT_CODES.get(code)
         return NiftiLayout(
             data_start=start,
             data_end=start + math.prod(dims[1 : ndim + 1]) * bitpix // 8,
-            float_dtype=np.dtype(endian + kind) if kind else None,
+            float_dtype=_checked_dtype(header),
         )
     return None
 
@@ -85,7 +101,7 @@ def _scan(path: Path, compressed: bool) -> tuple[NiftiLayout | None, int, int]:
     """(layout, bytes available, non-finite values); streams the data only when it must."""
     opener = gzip.open if compressed else open
     with opener(path, "rb") as handle:
-        head = handle.read(544)
+        head = handle.read(_HEAD_BYTES)
         layout = nifti_layout(head)
         if not compressed and (layout is None or layout.float_dtype is None):
             return layout, path.stat().st_size, 0

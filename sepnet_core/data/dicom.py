@@ -12,7 +12,11 @@ folder, zip or file and the problem: no DICOM file; several series and no (or an
 (the message lists the series); a modality other than CT; multi-frame images; missing geometry
 attributes; slices of different sizes, pixel spacings or orientations; positions not stacked along the
 normal (gantry tilt); two slices at one position; a missing slice (a gap that is a multiple of the
-usual spacing); otherwise inconsistent slice spacing; pixel data that cannot be decoded.
+usual spacing); otherwise inconsistent slice spacing; pixel data that cannot be decoded (a transfer syntax
+without a decoder is named in the message).
+
+Pixel data is decoded by pydicom, compressed data (JPEG Lossless, JPEG-LS, JPEG 2000, RLE) through its GDCM
+plugin: see :mod:`sepnet_core.data._dicom_pixels`.
 
 A zip is extracted into a temporary folder that is removed afterwards; a member with an absolute path,
 a ``..`` component or a symbolic link is refused before anything is extracted.
@@ -35,12 +39,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from sepnet_core.data._dicom_pixels import SUPPORTED_COMPRESSION, read_slice_hu
 from sepnet_core.data.geometry import Geometry
 from sepnet_core.data.io import InputNotFoundError
 from sepnet_core.errors import SepNetInputError
 
 __all__ = [
     "CT_IMAGE_STORAGE",
+    "SUPPORTED_COMPRESSION",
     "DicomSeriesInfo",
     "SeriesSummary",
     "STUDY_ATTRIBUTES",
@@ -320,29 +326,6 @@ def _stack(items: list[tuple[Path, object]], source: Path, uid: str) -> _Stack:
     return _Stack([int(i) for i in order], spacing, tuple(matrix.reshape(-1).tolist()))
 
 
-def _pixels(file: Path, rows: int, columns: int) -> np.ndarray:
-    """One slice in HU, float32 (rows, columns)."""
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(file)
-    except Exception as exc:  # the header was readable a moment ago; report whatever broke now
-        raise SepNetInputError(f"{file}: cannot read the file ({' '.join(str(exc).split())[:160]})") from None
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for undecodable data (handlers, lengths)
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
-        reason = " ".join(str(exc).split())[:160]
-        raise SepNetInputError(f"{file}: cannot decode the pixel data (transfer syntax {syntax}): {reason}") \
-            from None
-    if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or stored.shape != (rows, columns):
-        raise SepNetInputError(f"{file}: pixel data of shape {stored.shape} is not one greyscale "
-                               f"{rows} x {columns} slice")
-    slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
-    intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    return (stored.astype(np.float64) * slope + intercept).astype(np.float32)
-
-
 def read_dicom_series(
     path: str | os.PathLike[str], series_uid: str | None = None
 ) -> tuple[np.ndarray, Geometry, DicomSeriesInfo]:
@@ -380,7 +363,7 @@ def read_dicom_series(
         stack = _stack(items, source, uid)
         ordered = [items[i] for i in stack.order]
         rows, columns = int(first.Rows), int(first.Columns)
-        file_array = np.stack([_pixels(file, rows, columns) for file, _ in ordered])
+        file_array = np.stack([read_slice_hu(file, rows, columns) for file, _ in ordered])
     pixel_spacing = _floats(first, "PixelSpacing", 2, first_file)
     positions = tuple(_floats(ds, "ImagePositionPatient", 3, f) for f, ds in ordered)
     try:

@@ -111,7 +111,8 @@ class PatchSampler:
 
     Args:
         volumes: Sequence of float (z, y, x) arrays, network intensities.
-        labels: Sequence of integer (z, y, x) arrays (values 0..22), same shapes as ``volumes``.
+        labels: Sequence of integer (z, y, x) arrays (values 0..22, checked here once per case), same
+            shapes as ``volumes``.
         patch_size: (d, h, w) voxels.
         mode: "uniform": a random case, then a uniformly random patch position inside it (the
             reference). "organ": with probability ``organ_fraction`` the patch is centred on a random
@@ -124,8 +125,8 @@ class PatchSampler:
         pad_value: Image value of padding where a volume is smaller than the patch.
 
     Raises:
-        ValueError: empty or mismatched inputs, bad ``patch_size``, unknown ``mode``, or
-            ``organ_fraction`` outside [0, 1].
+        ValueError: empty or mismatched inputs, label values outside 0..22, bad ``patch_size``,
+            unknown ``mode``, or ``organ_fraction`` outside [0, 1].
     """
 
     def __init__(
@@ -148,6 +149,11 @@ class PatchSampler:
                                  "3-D shapes")
             if not np.issubdtype(lab.dtype, np.integer):
                 raise ValueError(f"case {i}: label must be integer, got dtype {lab.dtype}")
+            # Checked once here, on the host, so the training loss need not check each batch on the
+            # device (a device-to-host synchronisation per step on a GPU).
+            low, high = (int(lab.min()), int(lab.max())) if lab.size else (0, 0)
+            if low < 0 or high >= NUM_CLASSES:
+                raise ValueError(f"case {i}: label values must be 0..{NUM_CLASSES - 1}, found {low}..{high}")
         size = tuple(int(p) for p in patch_size)
         if len(size) != 3 or min(size) < 1:
             raise ValueError(f"patch_size must be three positive integers (d, h, w), got {patch_size!r}")

@@ -16,13 +16,17 @@ intensity transform), the members' accumulators (23 x 16 x 256 x 256 float32 = 9
 reference window), one fusion buffer of that size and one window's activations (about 1.3 GB in float32,
 half in bfloat16, for 16 x 256 x 256 windows of the base-24 SepNet). ``keep_mean_prob`` adds the full
 (C, z, y, x) float32 map (3.6 GB for 150 x 512 x 512 x 23).
+
+On an accelerator (``stream=None`` with members on CUDA or MPS, or ``stream=False`` anywhere) the
+whole-volume path of :mod:`sepnet_core.inference.on_device` runs instead: same windows, same fusion, the
+work on the device, only uint8 labels and float32 entropy maps copied back.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,11 +34,13 @@ import numpy as np
 import torch
 
 from sepnet_core.data.crop import CropPad, center_crop_pad
+from sepnet_core.data.preprocess import preprocess
+from sepnet_core.device import resolve_amp
 from sepnet_core.inference.sliding import predict_slabs, shift_out_
 from sepnet_core.inference.uncertainty import predictive_entropy, vote_entropy
 from sepnet_core.intensity import AIR_HU
 
-__all__ = ["AIR_HU", "EnsembleResult", "predict_case", "member_patch_size"]
+__all__ = ["AIR_HU", "EnsembleResult", "predict_case", "member_patch_size", "member_input_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +115,7 @@ def _argmax_classes(probs: torch.Tensor) -> torch.Tensor:
     whose reduction over the outermost dimension is not vectorised.
     """
     best = probs[0].clone()
-    index = torch.zeros(probs.shape[1:], dtype=torch.uint8)
+    index = torch.zeros(probs.shape[1:], dtype=torch.uint8, device=probs.device)
     for k in range(1, probs.shape[0]):
         index.masked_fill_(probs[k] > best, k)
         torch.maximum(best, probs[k], out=best)
@@ -145,18 +151,56 @@ class _Fusion:
         self.done += n
 
 
+def member_input_key(member: Any) -> str:
+    """Members with the same key see the same preprocessed input (crop and intensity transform)."""
+    return json.dumps([member.crop_yx and list(member.crop_yx), member.intensity.to_dict()], sort_keys=True,
+                      default=str)
+
+
 def _member_input(member: Any, image: np.ndarray, cache: dict[str, tuple[np.ndarray, CropPad | None]]
                   ) -> tuple[np.ndarray, CropPad | None]:
     """The member's cropped, intensity-transformed image (shared between members that agree on both)."""
-    key = json.dumps([member.crop_yx and list(member.crop_yx), member.intensity.to_dict()], sort_keys=True,
-                     default=str)
+    key = member_input_key(member)
     if key not in cache:
-        if member.crop_yx is None:
-            cropped, info = image, None
-        else:
-            cropped, info = center_crop_pad(image.astype(np.float32, copy=False), member.crop_yx, fill=AIR_HU)
-        cache[key] = (np.ascontiguousarray(member.intensity(cropped), dtype=np.float32), info)
+        cache[key] = preprocess(image, member.intensity, member.crop_yx)
     return cache[key]
+
+
+def ensemble_box(models: Sequence[Any], shape_yx: tuple[int, int]) -> tuple[slice, slice]:
+    """The in-plane box of the input grid covered by at least one member's crop."""
+    regions = [_kept_region(_crop_info(m, shape_yx), shape_yx)[0] for m in models]
+    return tuple(slice(min(r[a].start for r in regions), max(r[a].stop for r in regions))  # type: ignore
+                 for a in range(2))
+
+
+def member_place(member: Any, info: CropPad | None, shape_yx: tuple[int, int], box: tuple[slice, slice],
+                 device: torch.device | str = "cpu") -> tuple[Any, Any, Any]:
+    """Where a member's cropped grid lands in the box: (slices in its grid, slices in the box, mask of the
+    box it does not reach or None)."""
+    src, dst = _kept_region(info, shape_yx)
+    inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(src, box, strict=True))
+    box_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
+    outside = torch.ones(box_shape, dtype=torch.bool, device=device)
+    outside[inner] = False
+    return dst, inner, (outside if bool(outside.any()) else None)
+
+
+def check_members(models: Sequence[Any]) -> int:
+    """The members' common number of classes (ValueError: none, or they disagree, or not 1..256)."""
+    if len(models) == 0:
+        raise ValueError("models must hold at least one LoadedModel, got none")
+    classes = {int(m.model_config.num_classes) for m in models}
+    if len(classes) != 1:
+        raise ValueError(f"ensemble members disagree on the number of classes: {sorted(classes)}")
+    num_classes = classes.pop()
+    if not 1 <= num_classes <= 256:
+        raise ValueError(f"num_classes={num_classes} must be 1..256 (member labels are stored as uint8)")
+    return num_classes
+
+
+def _devices(models: Sequence[Any]) -> set[torch.device]:
+    return {next(iter(m.model.parameters())).device if any(True for _ in m.model.parameters())
+            else torch.device("cpu") for m in models}
 
 
 def predict_case(
@@ -167,9 +211,11 @@ def predict_case(
     overlap: float | None = None,
     mode: str = "gaussian",
     batch_size: int = 1,
-    amp: bool = False,
+    amp: bool | None = False,
     keep_mean_prob: bool = False,
     keep_member_labels: bool = False,
+    stream: bool | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> EnsembleResult:
     """Segment one CT volume with an ensemble and compute its uncertainty maps.
 
@@ -184,10 +230,17 @@ def predict_case(
         mode: ``"gaussian"`` or ``"reference"`` (slabs of ``d`` slices, 16 in the paper, over the whole
             in-plane crop, stride 2 slices, summed softmax).
         batch_size: Windows per forward pass.
-        amp: Autocast the networks in bfloat16 (as training does with ``amp``).
+        amp: Autocast the networks in bfloat16; None: the device's default
+            (:func:`sepnet_core.device.resolve_amp`: CUDA and CPUs with native bf16).
         keep_mean_prob: Also return the mean probability (C, z, y, x) float32 on the full grid
             (C x 4 bytes per voxel: 3.6 GB for 150 x 512 x 512 x 23).
         keep_member_labels: Also return each member's labels (M, z, y, x) uint8.
+        stream: True: the streaming slab path (members interleaved along z, host memory bounded, see the
+            module docstring); False: the whole-volume path of :mod:`sepnet_core.inference.on_device`
+            (input uploaded once, accumulators, fusion, argmax and entropies on the members' device, only
+            the outputs copied back). None (default): streaming on the CPU, whole-volume on an accelerator.
+            Both give the same labels; probabilities agree to float rounding (equal on the CPU).
+        progress: Called with the number of windows after each forward pass (e.g. ``tqdm.update``).
 
     Returns:
         An :class:`EnsembleResult`.
@@ -195,21 +248,22 @@ def predict_case(
     Raises:
         ValueError: no members, members with different class counts, a bad image or window argument.
     """
-    if len(models) == 0:
-        raise ValueError("models must hold at least one LoadedModel, got none")
-    classes = {int(m.model_config.num_classes) for m in models}
-    if len(classes) != 1:
-        raise ValueError(f"ensemble members disagree on the number of classes: {sorted(classes)}")
-    num_classes = classes.pop()
-    if not 1 <= num_classes <= 256:
-        raise ValueError(f"num_classes={num_classes} must be 1..256 (member labels are stored as uint8)")
+    num_classes = check_members(models)
     image = _check_image(image_hu)
+    devices = _devices(models)
+    if stream is None:
+        stream = devices == {torch.device("cpu")}
+    if not stream:
+        from sepnet_core.inference.on_device import predict_case_on_device
+
+        return predict_case_on_device(models, image, patch_size=patch_size, overlap=overlap, mode=mode,
+                                      batch_size=batch_size, amp=amp, keep_mean_prob=keep_mean_prob,
+                                      keep_member_labels=keep_member_labels, progress=progress)
     depth, shape_yx = image.shape[0], (int(image.shape[1]), int(image.shape[2]))
     members = len(models)
 
     # The in-plane box covered by at least one member; outside it every member says background.
-    regions = [_kept_region(_crop_info(m, shape_yx), shape_yx)[0] for m in models]
-    box = tuple(slice(min(r[a].start for r in regions), max(r[a].stop for r in regions)) for a in range(2))
+    box = ensemble_box(models, shape_yx)
     box_shape = (box[0].stop - box[0].start, box[1].stop - box[1].start)
 
     streams, places, capacity = [], [], 1
@@ -220,13 +274,11 @@ def predict_case(
         capacity = max(capacity, min(depth, int(patch[0])))  # the longest slab a member yields
         logger.info("member %d/%d: %s, window %s, mode %s", index + 1, members,
                     member.meta.get("path", member.model_config.name), patch, mode)
+        member_amp = resolve_amp(amp, _devices([member]).pop())
         streams.append(predict_slabs(member.model, volume, patch, overlap=overlap, mode=mode,
-                                     batch_size=batch_size, amp=amp, num_classes=num_classes))
-        src, dst = _kept_region(info, shape_yx)
-        inner = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(src, box, strict=True))
-        outside = torch.ones(box_shape, dtype=torch.bool)
-        outside[inner] = False
-        places.append((dst, inner, outside if outside.any() else None))
+                                     batch_size=batch_size, amp=member_amp, num_classes=num_classes,
+                                     progress=progress))
+        places.append(member_place(member, info, shape_yx, box))
     del inputs  # each stream holds its own reference
 
     labels = np.zeros(image.shape, dtype=np.uint8)

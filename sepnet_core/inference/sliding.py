@@ -22,8 +22,9 @@ the slices before the next window's start are final. :func:`predict_slabs` yield
 are finished and keeps only a rolling accumulator one window deep (23 x 16 x 256 x 256 float32 = 96 MB
 for the reference window), never a whole-volume float32 map; :func:`predict_volume` writes the slabs
 into its ``out_dtype`` result and the ensemble (:func:`~sepnet_core.inference.ensemble.predict_case`)
-fuses its members slab by slab. The network runs under ``torch.inference_mode`` (and ``torch.autocast``
-with ``amp``); the stitching does not.
+fuses its members slab by slab (on an accelerator the whole volume is stitched on the device instead:
+:func:`sepnet_core.inference.on_device.predict_volume_tensor`, same windows and weights). The network
+runs under ``torch.inference_mode`` (and ``torch.autocast`` with ``amp``); the stitching does not.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MODES", "DEFAULT_OVERLAP", "REFERENCE_STRIDE", "gaussian_importance_map", "predict_slabs",
-           "predict_volume", "shift_out_"]
+from sepnet_core.device import autocast
+
+__all__ = ["MODES", "DEFAULT_OVERLAP", "REFERENCE_STRIDE", "count_windows", "gaussian_importance_map",
+           "predict_slabs", "predict_volume", "shift_out_"]
 
 logger = logging.getLogger(__name__)
 
@@ -192,22 +195,41 @@ def _check_batch_size(batch_size: object) -> int:
 
 
 def _window_probabilities(model: Predictor, inputs: torch.Tensor, window: tuple[int, ...],
-                          device: torch.device, amp: bool) -> torch.Tensor:
-    """Softmax of the model's logits for a batch of windows, float32 on the CPU."""
-    # bfloat16 on every device, as training autocasts (float16 would round differently from training)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bool(amp))
-    with torch.inference_mode(), autocast:
+                          device: torch.device, amp: bool, to_host: bool = True) -> torch.Tensor:
+    """Softmax of the model's logits for a batch of windows, float32 (on the CPU, or on ``device`` when
+    ``to_host`` is false)."""
+    with torch.inference_mode(), autocast(device, amp):
         logits = model(inputs.to(device))
         if logits.ndim != 5 or logits.shape[0] != inputs.shape[0] or tuple(logits.shape[2:]) != window:
             raise ValueError(f"model output shape {tuple(logits.shape)} must be (B, K, *window) = "
                              f"({inputs.shape[0]}, K, {', '.join(map(str, window))})")
         if logits.device.type != "cpu":
-            return torch.softmax(logits.float(), dim=1).cpu()
+            probs = torch.softmax(logits.float(), dim=1)
+            return probs.cpu() if to_host else probs
         # On the CPU: softmax in place on a float32 copy (no second window-sized buffer; 2x faster than
         # torch.softmax over dim 1 of a (B, K, d, h, w) tensor, which does not vectorise that reduction).
         probs = logits.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
         probs.sub_(probs.amax(dim=1, keepdim=True)).exp_()
         return probs.div_(probs.sum(dim=1, keepdim=True))
+
+
+def count_windows(shape: Sequence[int], patch_size: Sequence[int], overlap: float | None = None,
+                  mode: str = "gaussian") -> int:
+    """Number of windows (network forwards at batch size 1) that cover a (D, H, W) volume."""
+    size = tuple(int(s) for s in shape)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"shape must be (D, H, W) positive sizes, got {tuple(shape)!r}")
+    return len(_plan(size, _check_patch(patch_size), _check_overlap(overlap, mode), mode).boxes)
+
+
+def _padded(x: torch.Tensor, size: tuple[int, int, int], plan: _Plan) -> torch.Tensor:
+    """``x`` (C, D, H, W) padded symmetrically to ``plan.padded`` with its minimum (air)."""
+    if plan.padded == size:
+        return x
+    pad: list[int] = []
+    for s, p, b in reversed(list(zip(size, plan.padded, plan.before, strict=True))):
+        pad += [b, p - s - b]
+    return F.pad(x, pad, mode="constant", value=float(x.min()))
 
 
 def predict_slabs(
@@ -220,6 +242,7 @@ def predict_slabs(
     device: str | torch.device | None = None,
     amp: bool = False,
     num_classes: int | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Softmax probabilities of a volume by sliding-window inference, slab by slab along z.
 
@@ -232,6 +255,7 @@ def predict_slabs(
             now, before any window's activations (less heap fragmentation when several streams are
             interleaved); a model predicting another K raises ValueError. Default: allocated at the
             first window.
+        progress: Called with the number of windows after each forward pass (e.g. ``tqdm.update``).
 
     Returns:
         An iterator of ``(z0, probs)``: the first slice of the slab in the input volume and its
@@ -247,11 +271,7 @@ def predict_slabs(
     device = torch.device(device) if device is not None else _model_device(model)
     size: tuple[int, int, int] = tuple(x.shape[1:])  # type: ignore[assignment]
     plan = _plan(size, patch, overlap, mode)
-    if plan.padded != size:  # pad symmetrically to at least one window per axis, with the volume's minimum
-        pad: list[int] = []
-        for s, p, b in reversed(list(zip(size, plan.padded, plan.before, strict=True))):
-            pad += [b, p - s - b]
-        x = F.pad(x, pad, mode="constant", value=float(x.min()))
+    x = _padded(x, size, plan)  # at least one window per axis
     logger.debug("predict_slabs: %d windows of %s over %s (mode %s)", len(plan.boxes), plan.window,
                  plan.padded, mode)
 
@@ -260,11 +280,12 @@ def predict_slabs(
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes={num_classes!r} must be an integer >= 1 or None")
         acc = torch.zeros((num_classes, plan.window[0], *plan.padded[1:]), dtype=torch.float32)
-    return _stream(model, x, size, plan, batch_size, device, amp, acc)
+    return _stream(model, x, size, plan, batch_size, device, amp, acc, progress)
 
 
 def _stream(model: Predictor, x: torch.Tensor, size: tuple[int, int, int], plan: _Plan, batch_size: int,
-            device: torch.device, amp: bool, acc: torch.Tensor | None) -> Iterator[tuple[int, torch.Tensor]]:
+            device: torch.device, amp: bool, acc: torch.Tensor | None,
+            progress: Callable[[int], object] | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """The generator behind :func:`predict_slabs` (``x`` padded to ``plan.padded``).
 
     ``acc`` holds slices [top, top + depth) of the padded volume; no grad mode is entered here (it would
@@ -294,6 +315,8 @@ def _stream(model: Predictor, x: torch.Tensor, size: tuple[int, int, int], plan:
         batch = plan.boxes[first:first + batch_size]
         inputs = torch.stack([x[(slice(None), *box)] for box in batch])
         probs = _window_probabilities(model, inputs, plan.window, device, amp)
+        if progress is not None:
+            progress(len(batch))
         if acc is None:
             acc = torch.zeros((probs.shape[1], depth, *plan.padded[1:]), dtype=torch.float32)
         elif probs.shape[1] != acc.shape[0]:
@@ -366,4 +389,5 @@ def predict_volume(
     if out is None:  # unreachable: a non-empty volume yields at least one slab
         raise RuntimeError("no slab was predicted")
     return out
+
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from sepnet_core.organs import NUM_CLASSES, ORGANS
 
-__all__ = ["vote_entropy", "predictive_entropy", "organ_uncertainty"]
+__all__ = ["vote_entropy", "predictive_entropy", "organ_uncertainty", "vote_entropy_tensor",
+           "predictive_entropy_tensor"]
 
 #: Slices per slab of the chunked loops (bounds temporaries to about 16 slices).
 _CHUNK_Z = 16
@@ -128,3 +130,36 @@ def organ_uncertainty(labels: np.ndarray, uncertainty: np.ndarray) -> dict[str, 
         counts += np.bincount(lab, minlength=NUM_CLASSES)
         sums += np.bincount(lab, weights=uncertainty[z0:z0 + _CHUNK_Z].ravel(), minlength=NUM_CLASSES)
     return {o.key: (float(sums[o.label] / counts[o.label]) if counts[o.label] else math.nan) for o in ORGANS}
+
+
+def vote_entropy_tensor(member_labels: torch.Tensor) -> torch.Tensor:
+    """:func:`vote_entropy` on a tensor's device: ``(M, z, y, x)`` integer labels -> float32 (z, y, x), nats.
+
+    The per-member log fractions are summed in float64 as the NumPy version does, so both give the same
+    float32 values. Labels are not range-checked (the caller made them with an argmax).
+    """
+    if member_labels.ndim != 4 or member_labels.shape[0] < 1:
+        raise ValueError(f"member_labels must be (M, z, y, x) with M >= 1, got {tuple(member_labels.shape)}")
+    members = member_labels.shape[0]
+    out = torch.zeros(member_labels.shape[1:], dtype=torch.float32, device=member_labels.device)
+    for z0 in range(0, member_labels.shape[1], _CHUNK_Z):
+        chunk = member_labels[:, z0:z0 + _CHUNK_Z]
+        log_sum = torch.zeros(chunk.shape[1:], dtype=torch.float64, device=chunk.device)
+        for m in range(members):
+            agreeing = (chunk == chunk[m]).sum(dim=0, dtype=torch.float64)
+            log_sum += torch.log(agreeing / members)
+        out[z0:z0 + _CHUNK_Z] = (-log_sum / members).float()
+    return out.clamp_(min=0.0)
+
+
+def predictive_entropy_tensor(mean_prob: torch.Tensor) -> torch.Tensor:
+    """:func:`predictive_entropy` on a tensor's device: ``(C, z, y, x)`` -> float32 (z, y, x), nats."""
+    if mean_prob.ndim != 4 or not mean_prob.is_floating_point():
+        raise ValueError(f"mean_prob must be a float (C, z, y, x) tensor, got {mean_prob.dtype} "
+                         f"{tuple(mean_prob.shape)}")
+    out = torch.empty(mean_prob.shape[1:], dtype=torch.float32, device=mean_prob.device)
+    for z0 in range(0, mean_prob.shape[1], _CHUNK_Z):
+        p = mean_prob[:, z0:z0 + _CHUNK_Z].float().clamp(0.0, 1.0)
+        terms = torch.where(p > 0, p * torch.log(p), torch.zeros((), device=p.device))
+        out[z0:z0 + _CHUNK_Z] = (-terms.sum(dim=0)).clamp_(min=0.0)
+    return out

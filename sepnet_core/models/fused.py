@@ -21,6 +21,15 @@ What the fast path does instead (``ConvNormAct.fast`` / :func:`~sepnet_core.mode
   (no reshapes, no ``CopySlices``); without autograd in bfloat16 it uses the per-sample batch-norm
   kernel (2.5x faster than the row reductions there).
 
+FLOP counters: ``torch.utils.flop_counter.FlopCounterMode`` has no formula for
+``aten.mkldnn_convolution``, so it saw only the backward of the fast path's convolutions (which autograd
+runs as ``aten.convolution_backward``) and, of the forward pass, only the convolutions that do not go
+through :func:`conv3d_fast` (the output layer). Importing this module registers torch's convolution
+formula for that op too (:func:`register_flop_formulas`; only if torch has none), so a counter
+constructed afterwards gives the fast path the same FLOPs as the plain modules
+(``tests/test_models_fast.py``). Counters that trace instead of dispatching (fvcore's JIT tracer) are
+not covered: count those with the fast path off (:func:`~sepnet_core.models.set_fast_path`).
+
 Both give the same numbers as ``nn.Conv3d`` -> ``nn.InstanceNorm3d(affine=False)`` -> ``nn.ReLU`` up to
 float rounding (``tests/test_models_fast.py`` checks outputs and gradients); parameters and state-dict
 keys do not change. Most of the rest of the speed-up on a CPU is outside the network: see
@@ -31,8 +40,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import conv_flop_count, flop_registry, register_flop_formula
 
-__all__ = ["CHANNELS_LAST", "CONV_LAYOUT", "conv3d_fast", "instance_norm_relu"]
+__all__ = ["CHANNELS_LAST", "CONV_LAYOUT", "conv3d_fast", "instance_norm_relu", "register_flop_formulas"]
 
 CHANNELS_LAST = torch.channels_last_3d
 """NDHWC memory format of 5-D tensors."""
@@ -70,6 +80,33 @@ def conv3d_fast(x: torch.Tensor, conv: torch.nn.Conv3d) -> torch.Tensor:
         return torch.mkldnn_convolution(x, weight, conv.bias, list(conv.padding), list(conv.stride),
                                         list(conv.dilation), conv.groups)
     return F.conv3d(x, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _mkldnn_convolution_flops(x_shape: list[int], w_shape: list[int], _bias: object, _padding: object,
+                              _stride: object, _dilation: object, _groups: int, *, out_shape: list[int],
+                              **kwargs: object) -> int:
+    """FLOPs of ``aten.mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups)``: torch's
+    own count for a convolution, 2 x (multiply-adds) = 2 x B x prod(weight shape) x output voxels
+    (``weight`` holds Cin / groups input channels, so groups are included; the bias is not counted)."""
+    return conv_flop_count(list(x_shape), list(w_shape), list(out_shape), transposed=False)
+
+
+def register_flop_formulas() -> bool:
+    """Give ``torch.utils.flop_counter`` a formula for ``aten.mkldnn_convolution`` (the fast path's
+    convolution on the CPU), unless it already has one. Called once when this module is imported;
+    counters constructed afterwards see the fast path's forward convolutions.
+
+    Returns:
+        True if the formula was registered now, False if one was registered already.
+    """
+    op = torch.ops.aten.mkldnn_convolution
+    if op in flop_registry:
+        return False
+    register_flop_formula(op)(_mkldnn_convolution_flops)
+    return True
+
+
+register_flop_formulas()
 
 
 def _rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:

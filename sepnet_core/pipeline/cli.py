@@ -104,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
         profile = get_profile(args.profile)
         stages = stages_for_profile(profile, data_root=args.data_root, nproc=args.nproc_per_stage, root=root)
+        if args.data_root is not None and not args.list:  # before any stage runs, not after training
+            from sepnet_core.data.splits import SPLIT_NAMES, require_splits
+
+            require_splits(args.data_root, SPLIT_NAMES)
         if args.list:
             plan = plan_pipeline(stages, root, profile.name, args.force, args.force_all, args.only,
                                  strict=False)

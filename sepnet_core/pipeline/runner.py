@@ -46,6 +46,7 @@ from sepnet_core.pipeline.cache import (
     utc_now,
 )
 from sepnet_core.pipeline.stage import Stage
+from sepnet_core.pipeline.tags import tag_notebook
 
 __all__ = ["KERNEL_NAME", "PipelineReport", "run_one", "run_pipeline"]
 
@@ -148,6 +149,7 @@ def _finish(job: _Running, layout: Layout, context: dict[str, Any],
     notebook = nbformat.read(partial, as_version=nbformat.NO_CONVERT)
     if isinstance(notebook.metadata.get("papermill"), dict):  # papermill recorded the temporary path
         notebook.metadata.papermill["output_path"] = stage.output
+    tag_notebook(notebook)  # the page's display tags, including papermill's injected-parameters cell
     nbformat.write(notebook, partial)
     output = root / stage.output
     output.parent.mkdir(parents=True, exist_ok=True)

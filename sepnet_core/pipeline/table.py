@@ -365,7 +365,8 @@ def stages_for_profile(
                             depends_on=deps(trained, train_stages[BASELINE_RUN]), uses_products=False))
     members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
     stages.append(Stage("ensemble", TEMPLATES["ensemble"], _page(TEMPLATES["ensemble"]),
-                        {"members": members, "data_dir": data_dir, "baseline": baseline},
+                        {"members": members, "data_dir": data_dir, "baseline": baseline,
+                         "data_kind": "phantom" if generated else "structseg"},
                         depends_on=deps([train_stages[r][0] for r in ENSEMBLE_MEMBERS],
                                         train_stages[BASELINE_RUN])))
     stages.append(Stage("performance", TEMPLATES["performance"], _page(TEMPLATES["performance"]),

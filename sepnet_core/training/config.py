@@ -186,15 +186,16 @@ class TrainConfig:
         data: :class:`DataConfig`.
         optim: :class:`OptimConfig`.
         patch_size: Training patch (d, h, w) = (z, y, x) in voxels, each divisible by 8.
-        batch_size: Patches per iteration per process (with ``torchrun`` the global batch is
-            ``batch_size x world size``).
+        batch_size: Patches per optimiser step in all: under ``torchrun`` each of the N processes takes
+            ``batch_size / N`` of them (an error unless N divides it), so the global batch is the same
+            on any number of GPUs.
         epochs: Number of epochs.
         iterations_per_epoch: Optimiser steps per epoch.
         seed: Seeds python, numpy and torch; each process's sampler uses ``(seed, rank)``.
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps".
-        amp: Training precision (:mod:`sepnet_core.training.precision`): "auto" (bf16 autocast on cuda
-            and on CPUs with native bf16, float32 elsewhere), "bf16" (bf16 on cuda and any CPU) or
-            "off" (float32). ``true``/``false`` of older configs read as "auto"/"off".
+        amp: Precision (:mod:`sepnet_core.training.precision`): "auto" (training bf16 on CUDA GPUs
+            with bf16, float32 on CPUs; validation bf16 where the device computes it natively), "bf16"
+            (bf16 on CUDA and any CPU) or "off" (float32). ``true``/``false`` read as "auto"/"off".
         num_workers: Reserved for data-loader processes; patches are cut in the main process
             (they come from volumes held in memory), so values other than 0 only warn.
         validate_every: Validate every this many epochs (the last epoch always validates); ignored
@@ -208,6 +209,10 @@ class TrainConfig:
             "reference" (16-slice slabs of the whole in-plane crop, stride 2 slices).
         select_by: Validation score that chooses ``best.pt``: "mean_dice" (reference) or
             "weighted_dice".
+        compile: Train through ``torch.compile`` (ours, default off: minutes of compilation; the
+            benchmarks measure what it gains). Validation and checkpoints use the plain module.
+        dist_timeout_s: Under ``torchrun``, seconds a collective may wait before the process group
+            fails (default 2 h: longer than rank 0's longest validation or checkpoint write).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -231,6 +236,8 @@ class TrainConfig:
     val_overlap: float | None = None
     val_mode: str = "reference"
     select_by: str = "mean_dice"
+    compile: bool = False
+    dist_timeout_s: int = 7200
 
     def __post_init__(self) -> None:
         for name, cls in (("model", ModelConfig), ("data", DataConfig), ("optim", OptimConfig)):
@@ -266,6 +273,9 @@ class TrainConfig:
                 raise ValueError(f"val_overlap must be a number in [0, 1) or none, got {self.val_overlap!r}")
         _choice("val_mode", self.val_mode, VAL_MODES)
         _choice("select_by", self.select_by, SELECT_BY)
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
+        _positive_int("dist_timeout_s", self.dist_timeout_s)
 
     # ------------------------------------------------------------------------------- serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -350,9 +360,9 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
     # the run (our deviation from the paper's StepLR: a short run has to converge in its budget),
     # CPU_TRAIN_STEPS steps in epochs of 30, validated at 12 evenly spaced epochs (the learning curve);
     # the loss is the paper's (reference Dice weighting); architecture (dropout 0.5) as the paper.
-    # float32 (amp="off"): bf16 autocast measured 0.93x the fp32 step time at 1 thread and 1.07x at 2
-    # threads on this 2-core avx512_bf16 machine (benchmarks/bench_cpu_training.py), and a bf16 run of
-    # this preset went NaN within its first epoch (sepnet_core.training.precision).
+    # amp "auto": float32 training on CPUs (bf16 autocast measured 0.93x the fp32 step time at 1 thread
+    # and 1.07x at 2 on this 2-core avx512_bf16 machine, went NaN within the first epoch and broke exact
+    # resume), bf16 validation where the CPU has native bf16 (sepnet_core.training.precision).
     # Validation keeps the default half-overlap windows: on a network at validation mean Dice 0.61,
     # val_overlap=0.25 took 0.61x the time but scored 0.022 lower, overlap 0 0.28x and 0.20 lower
     # (bench_cpu_training.py --checkpoint); 12 validations of the 2 valid cases cost about 2 minutes.
@@ -364,11 +374,10 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "batch_size": 2,
         "epochs": CPU_TRAIN_STEPS // CPU_STEPS_PER_EPOCH,
         "iterations_per_epoch": CPU_STEPS_PER_EPOCH,
-        "amp": "off",
         "val_points": 12,
         "val_mode": "gaussian",
     },
-    # Seconds: for tests and CI (float32 whatever the CPU, so results do not depend on the machine).
+    # Seconds: for tests and CI.
     "smoke": {
         "model": ModelConfig(base=2),
         "data": DataConfig(crop_yx=None),
@@ -377,7 +386,6 @@ _PRESET_OVERRIDES: dict[str, dict[str, Any]] = {
         "epochs": 2,
         "iterations_per_epoch": 2,
         "device": "cpu",
-        "amp": "off",
         "val_mode": "gaussian",
     },
 }

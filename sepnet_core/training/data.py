@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sepnet_core.data.crop import center_crop_pad
 from sepnet_core.data.io import check_name, list_cases, read_case
+from sepnet_core.data.preprocess import crop_label, preprocess
 from sepnet_core.intensity import AIR_HU, Intensity
 
 __all__ = ["PreparedCase", "AIR_HU", "prepare_case", "load_split"]
@@ -49,7 +49,8 @@ def prepare_case(
     intensity: Intensity,
     crop_yx: tuple[int, int] | None,
 ) -> PreparedCase:
-    """Crop/pad in-plane (air / background) and apply the intensity transform.
+    """Crop/pad in-plane (air / background) and apply the intensity transform
+    (:func:`sepnet_core.data.preprocess.preprocess`, as inference does).
 
     Args:
         case_id: Name of the case.
@@ -59,11 +60,8 @@ def prepare_case(
         intensity: HU -> network intensity transform.
         crop_yx: In-plane size (y, x) in voxels, or None to keep the slices whole.
     """
-    if crop_yx is not None:
-        image_hu, _ = center_crop_pad(image_hu, crop_yx, fill=AIR_HU)
-        label, _ = center_crop_pad(label, crop_yx, fill=0)
-    image = np.asarray(intensity(image_hu), dtype=np.float32)
-    return PreparedCase(case_id, image, np.ascontiguousarray(label, dtype=np.uint8), tuple(spacing_mm))
+    image, _ = preprocess(image_hu, intensity, crop_yx)
+    return PreparedCase(case_id, image, crop_label(label, crop_yx), tuple(spacing_mm))
 
 
 def load_split(

@@ -9,17 +9,33 @@ Rules of the loop: the model is wrapped in ``DistributedDataParallel`` (gradient
 ranks, so every rank keeps identical weights); each rank draws its own patches from a generator seeded
 with ``(seed, rank)``; only rank 0 validates, logs and writes files, the others wait at a barrier.
 Backend: NCCL on CUDA, gloo otherwise (CPU, also for tests).
+
+The batch is global: ``TrainConfig.batch_size`` patches per optimiser step in all, ``batch_size / N``
+on each of N ranks (:func:`per_rank_batch`; a size N does not divide is an error, not a silent change),
+so the paper's batch of 4 stays 4 on 1, 2 or 4 GPUs. Each rank's loss is the mean over its own patches
+and DDP averages the gradients over ranks, which is the mean over the global batch for the per-sample
+Dice terms (the cross term's voxel-count normaliser is per rank, a small difference).
+
+The process group gets an explicit timeout (``TrainConfig.dist_timeout_s``, default 2 h): NCCL's
+default would abort the waiting ranks during a long rank-0 validation. ``torchrun`` sets
+``OMP_NUM_THREADS=1``; while rank 0 validates alone the others only wait, so :func:`main_rank_threads`
+lets rank 0 use every core this process may run on (``os.sched_getaffinity``) for that time.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from sepnet_core.device import pick_device  # re-exported at its old path
 
 __all__ = [
     "DistInfo",
@@ -30,6 +46,9 @@ __all__ = [
     "broadcast_object",
     "mean_over_ranks",
     "pick_device",
+    "per_rank_batch",
+    "main_rank_threads",
+    "available_cores",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,39 +82,54 @@ class DistInfo:
         return self.world_size > 1
 
 
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """Resolve a config device name to a ``torch.device``.
-
-    Args:
-        name: "auto" (cuda if available, else mps, else cpu), "cpu", "cuda" or "mps".
-        local_rank: CUDA device index under ``torchrun``.
+def per_rank_batch(batch_size: int, world_size: int) -> int:
+    """Patches each rank draws per step so that all ranks together draw ``batch_size``.
 
     Raises:
-        ValueError: unknown name, or the requested accelerator is not available.
+        ValueError: ``world_size`` does not divide ``batch_size`` (the message says what would).
     """
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps is not None and mps.is_available())
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' requested but torch sees no CUDA device (use device=auto or cpu)")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "mps":
-        if not has_mps:
-            raise ValueError("device='mps' requested but MPS is not available (use device=auto or cpu)")
-        return torch.device("mps")
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, mps")
+    if world_size < 1 or batch_size < 1:
+        raise ValueError(f"batch_size and world size must be >= 1, got {batch_size} and {world_size}")
+    if batch_size % world_size:
+        raise ValueError(f"batch_size={batch_size} (the global batch) is not divisible by the {world_size} "
+                         f"processes; use a multiple of {world_size} or another number of processes")
+    return batch_size // world_size
 
 
-def init_distributed(device_name: str = "auto") -> DistInfo:
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def main_rank_threads(info: DistInfo) -> Iterator[int]:
+    """Within the block, a distributed rank 0 uses :func:`available_cores` torch threads (restored after).
+
+    Meant for work rank 0 does while the other ranks wait (validation): ``torchrun`` starts every rank
+    with ``OMP_NUM_THREADS=1``. Single-process runs and other ranks keep their setting.
+
+    Yields:
+        The number of torch threads inside the block.
+    """
+    before = torch.get_num_threads()
+    wanted = max(before, available_cores()) if info.distributed and info.is_main else before
+    torch.set_num_threads(wanted)
+    try:
+        yield wanted
+    finally:
+        torch.set_num_threads(before)
+
+
+def init_distributed(device_name: str = "auto", timeout_s: float = 7200.0) -> DistInfo:
     """Join the process group described by torchrun's environment variables, if any.
 
     Args:
         device_name: The config's device; "cuda" (or "auto" with CUDA present) selects NCCL and sets
             the current CUDA device to ``LOCAL_RANK``; otherwise gloo.
+        timeout_s: How long a collective may wait (seconds) before the group fails.
 
     Returns:
         A :class:`DistInfo`; single-process (rank 0 of 1) when ``WORLD_SIZE`` is unset or 1.
@@ -117,8 +151,8 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     backend = "nccl" if use_cuda else "gloo"
     if use_cuda:
         torch.cuda.set_device(local % torch.cuda.device_count())
-    dist.init_process_group(backend=backend)
-    logger.info("rank %d of %d joined the %s process group", rank, world, backend)
+    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    logger.info("rank %d of %d joined the %s process group (timeout %g s)", rank, world, backend, timeout_s)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, initialised=True)
 
 

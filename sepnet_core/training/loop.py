@@ -7,15 +7,25 @@ the run has finished, ``summary.json`` (seed, config hash, versions, device, bes
 :mod:`sepnet_core.training.summary`).
 
 The loop reads top to bottom, as in nanoGPT: set up (folder, device, seeds, data, model, optimiser,
-resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, the learning-rate schedule
-(:mod:`sepnet_core.training.schedule`: per step or per epoch),
-whole-volume validation, checkpoint, log row. ``resume=True`` restores the model, optimiser,
-scheduler, every random state, the step counter and the best score from ``last.pt`` and truncates the
-log to that step, so on CPU a stopped-and-resumed run ends with exactly the weights of an
-uninterrupted one (CPU runs use ``torch.use_deterministic_algorithms``). Nothing is written before
-the run folder, the data and the checkpoint to resume from have been checked, so a run refused for bad
-input leaves its folder untouched. Under ``torchrun`` the model is wrapped in DistributedDataParallel
-and only rank 0 validates and writes (see :mod:`sepnet_core.training.distributed`).
+resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, the learning-rate
+schedule (:mod:`sepnet_core.training.schedule`: per step or per epoch), whole-volume validation at the
+epochs of :func:`~sepnet_core.training.config.validation_epochs`, checkpoint, log row. ``resume=True``
+restores the model, optimiser, scheduler, every random state, the step counter and the best score from
+``last.pt`` and truncates the log to that step, so on CPU a stopped-and-resumed run ends with exactly
+the weights of an uninterrupted one (CPU runs use ``torch.use_deterministic_algorithms``). Nothing is
+written before the run folder, the data and the checkpoint to resume from have been checked, so a run
+refused for bad input leaves its folder untouched. Under ``torchrun`` the model is wrapped in
+DistributedDataParallel, the configured batch is split over the ranks and only rank 0 validates and
+writes (see :mod:`sepnet_core.training.distributed`).
+
+Keeping a GPU busy (none of it changes a CPU run's numbers): the next batch is cut on a background
+thread into pinned memory and uploaded with non-blocking copies (:mod:`sepnet_core.training.batches`,
+same batches in the same order); labels are range-checked once per case by the sampler, so the loss
+skips its per-step check (a host-device synchronisation); on CUDA ``cudnn.benchmark`` is on (the
+patch shape is fixed; CUDA runs are not bit-reproducible anyway), the model is converted to
+``channels_last_3d`` once and Adam is the fused kernel; ``compile=true`` trains through
+``torch.compile``. The loss is read back once per epoch (every step only with a progress bar on a
+terminal).
 """
 
 from __future__ import annotations
@@ -42,12 +52,13 @@ from sepnet_core.data.sampling import PatchSampler
 from sepnet_core.errors import SepNetError
 from sepnet_core.fileio import is_temporary, write_text_atomic
 from sepnet_core.intensity import get_intensity
-from sepnet_core.losses import build_loss
+from sepnet_core.losses import build_loss, labels_prechecked
 from sepnet_core.training import distributed as D
+from sepnet_core.training.batches import BatchStream
 from sepnet_core.training.checkpoint import load_checkpoint, save_checkpoint, unwrap
 from sepnet_core.training.config import TrainConfig, validation_epochs
 from sepnet_core.training.data import AIR_HU, load_split
-from sepnet_core.training.precision import use_bf16
+from sepnet_core.training.precision import use_bf16, validation_amp
 from sepnet_core.training.schedule import build_schedule
 from sepnet_core.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
 from sepnet_core.training.summary import SUMMARY_NAME, write_summary
@@ -60,7 +71,8 @@ logger = logging.getLogger(__name__)
 RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", SUMMARY_NAME)
 """Files a run folder holds (``summary.json`` only once the run has finished)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
-    "epochs", "device", "amp", "num_workers", "validate_every", "val_points", "data.data_root"
+    "epochs", "device", "amp", "num_workers", "validate_every", "val_points", "data.data_root", "compile",
+    "dist_timeout_s",
 )
 """Config keys that may differ between a stopped run and its resumption (e.g. to extend a run)."""
 LOG_COLUMNS: tuple[str, ...] = (
@@ -112,16 +124,26 @@ def fit(
             :mod:`sepnet_core.data.io`; CheckpointError for a bad ``last.pt``. In each case the run
             folder is left as it was.
     """
-    info = D.init_distributed(config.device)
+    info = D.init_distributed(config.device, timeout_s=config.dist_timeout_s)
+    benchmark = torch.backends.cudnn.benchmark
     try:
         try:
             device = D.pick_device(config.device, info.local_rank)
         except ValueError as exc:
             raise SepNetError(f"device: {exc}") from None
+        try:
+            D.per_rank_batch(config.batch_size, info.world_size)
+        except ValueError as exc:
+            raise SepNetError(f"batch_size: {exc}") from None
         # CPU kernels have deterministic variants at no real cost: demand them (warn if an op has none).
+        # On CUDA (not deterministic unless the caller asked, see seeding.deterministic_algorithms) let
+        # cuDNN time its convolution algorithms once per shape: the patch shape never changes in training.
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
         with deterministic_algorithms(device.type == "cpu"):
             return _fit(config, Path(out_dir), resume, force, callback, info, device)
     finally:
+        torch.backends.cudnn.benchmark = benchmark
         D.close_distributed(info)
 
 
@@ -256,6 +278,8 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
                       "process from volumes held in memory", stacklevel=3)
     seed_everything(config.seed)
     model = config.model.build().to(device)  # identical initial weights on every rank
+    if device.type == "cuda":  # once, so the fast path's per-call weight layout copies are no-ops
+        model = model.to(memory_format=torch.channels_last_3d)
     if info.rank:
         torch.manual_seed(config.seed + 1_000_003 * info.rank)  # each rank its own dropout masks
     sampler_rng = np.random.default_rng([config.seed, info.rank])
@@ -276,8 +300,10 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     )
 
     # ---- optimiser, schedule, loss
+    # Fused Adam (one kernel for all parameters) on CUDA; CPU keeps the default, bit for bit as before.
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr,
-                                 weight_decay=config.optim.weight_decay)
+                                 weight_decay=config.optim.weight_decay,
+                                 fused=True if device.type == "cuda" else None)
     scheduler = build_schedule(optimizer, config.optim, config.epochs * config.iterations_per_epoch)
     loss_fn = build_loss(config.loss, **loss_options(config))
 
@@ -309,6 +335,8 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
     if info.distributed:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     net = unwrap(model)
+    forward = torch.compile(model) if config.compile else model
+    per_rank = D.per_rank_batch(config.batch_size, info.world_size)
 
     # ---- epochs
     show = info.is_main and sys.stderr.isatty()
@@ -318,22 +346,26 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         losses = []
-        bar = tqdm(range(config.iterations_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+        bar = tqdm(total=config.iterations_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not show, leave=False)
-        for _ in bar:
-            images, labels = sampler.batch(config.batch_size)
-            x, y = torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.after_step()  # per-step schedules (poly, cosine)
-            step += 1
-            losses.append(loss.detach())
-            if show:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+        # The next batch is cut (and pinned) on a background thread while this one trains; labels were
+        # range-checked once per case by the sampler, so the loss skips its per-step device check.
+        with BatchStream(sampler, per_rank, config.iterations_per_epoch, device) as batches, \
+                labels_prechecked():
+            for x, y in batches:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = forward(x)
+                loss = loss_fn(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.after_step()  # per-step schedules (poly, cosine)
+                step += 1
+                losses.append(loss.detach())
+                if show:  # a terminal only: .item() waits for the device
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss.item():.4f}")
+        bar.close()
         scheduler.after_epoch()  # per-epoch schedules (the paper's StepLR)
         train_loss = D.mean_over_ranks(info, torch.stack(losses).mean().item())
 
@@ -341,8 +373,10 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         last_epoch = epoch + 1 == config.epochs
         scores = {name: math.nan for name in metric_names()}
         if info.is_main and valid and (epoch + 1 in validate_at or last_epoch):
-            scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device, amp=amp,
-                              batch_size=config.batch_size, overlap=config.val_overlap)
+            with D.main_rank_threads(info):  # the other ranks only wait: use their cores
+                scores = validate(net, valid, config.patch_size, mode=config.val_mode, device=device,
+                                  amp=validation_amp(config.amp),  # the device's rule (sepnet_core.device)
+                                  batch_size=config.batch_size, overlap=config.val_overlap)
         improved = _better(scores[config.select_by], best) or (not valid and info.is_main)
         if improved and valid:
             best = scores[config.select_by]

@@ -1,80 +1,59 @@
-"""Training precision: bf16 autocast where the hardware computes bf16 natively, float32 elsewhere.
+"""Training precision: ``TrainConfig.amp`` as one of three words, mapped onto the device rule.
 
-``TrainConfig.amp`` takes one of :data:`AMP_MODES`:
+``TrainConfig.amp`` takes one of :data:`AMP_MODES`; the hardware rule is
+:func:`sepnet_core.device.resolve_amp` (shared with validation, ``sepnet predict`` and the book):
 
-* ``"auto"``: bf16 autocast on CUDA and on CPUs with native bf16 instructions (AVX512-BF16 or AMX-BF16,
-  :func:`cpu_has_native_bf16`); float32 on other CPUs (bf16 would be emulated, slower than float32)
-  and on MPS.
-* ``"bf16"``: bf16 autocast on CUDA and CPU whatever the CPU (for measurements); float32 on MPS.
+* ``"auto"`` (default): training under bf16 autocast on CUDA GPUs with bf16, float32 on CPUs and MPS;
+  validation by the device rule (bf16 on such GPUs and on CPUs that compute bf16 natively, AVX512-BF16
+  or AMX; float32 elsewhere), the same rule as ``sepnet predict``'s default;
+* ``"bf16"``: bf16 autocast for training and validation on CUDA and on any CPU (MPS stays float32);
 * ``"off"``: float32 everywhere.
+
+Why "auto" trains float32 on a CPU even where the CPU has native bf16, measured on this project's
+2-core avx512_bf16 machine (no AMX; ``benchmarks/bench_cpu_training.py``, the ``cpu`` preset's SepNet
+b=8, batch 2 of 16 x 64 x 64): bf16 was no clear win (0.93x the fp32 step time at 1 thread, 1.07x at
+2 threads, machine shared); ``cpu``-preset runs under bf16 autocast reached NaN logits within their
+first epoch (step 14; 3 of 4 one-epoch tries by :func:`~sepnet_core.training.fit`, with the fused and
+with the plain forward path; the float32 run and one bf16 try without
+``torch.use_deterministic_algorithms`` stayed finite; the cause is not found); and a stopped-and-resumed
+bf16 run did not end with the weights of an uninterrupted one (float32 does, tests/test_training.py).
+Validation in bf16 on the same CPU took 0.73x the float32 time and changed validation mean Dice by
+0.001 (0.6091 vs 0.6104, a network trained 1,200 steps), so "auto" keeps it.
 
 The loss is always computed in float32 (``logits.float()``). Older run configs hold ``amp`` as a
 boolean: ``True`` reads as ``"auto"``, ``False`` as ``"off"`` (:func:`normalise_amp`).
 
-Measured on this project's 2-core avx512_bf16 machine (no AMX; ``benchmarks/bench_cpu_training.py``,
-the ``cpu`` preset's SepNet b=8, batch 2 of 16 x 64 x 64): bf16 is no clear win (0.93x the fp32 step
-time at 1 thread, 1.07x at 2 threads, machine shared), and ``cpu``-preset runs under bf16 autocast
-on CPU reached NaN logits within their first epoch (step 14; 3 of 4 one-epoch tries by
-:func:`~sepnet_core.training.fit`, with the fused and with the plain forward path), where the float32
-run and one bf16 try without ``torch.use_deterministic_algorithms`` (which ``fit`` sets on CPU) stayed
-finite; the cause is not found. So the ``cpu`` and ``smoke`` presets train float32 (``amp="off"``);
-``"auto"`` is the paper preset's setting, meant for GPUs.
-
 Example:
-    >>> use_bf16("off", "cuda"), use_bf16("bf16", "cpu"), use_bf16("auto", "mps")
-    (False, True, False)
+    >>> use_bf16("off", "cuda"), use_bf16("bf16", "cpu"), use_bf16("auto", "cpu"), use_bf16("auto", "mps")
+    (False, True, False, False)
+    >>> validation_amp("auto"), validation_amp("bf16"), validation_amp("off")
+    (None, True, False)
 """
 
 from __future__ import annotations
 
-from functools import cache
-from pathlib import Path
-
 import torch
 
-__all__ = ["AMP_MODES", "cpu_has_native_bf16", "normalise_amp", "use_bf16"]
+from sepnet_core.device import resolve_amp
+
+__all__ = ["AMP_MODES", "normalise_amp", "use_bf16", "validation_amp"]
 
 AMP_MODES: tuple[str, ...] = ("auto", "bf16", "off")
 """Valid ``TrainConfig.amp`` values."""
 
-_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def _cpuinfo_flags(path: str = "/proc/cpuinfo") -> set[str] | None:
-    """The CPU feature flags listed in ``/proc/cpuinfo`` (Linux), or None where the file is missing."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return flags
-
-
-@cache
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True if this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 instructions).
-
-    Reads the flags of ``cpuinfo`` (Linux); elsewhere asks torch's CPU feature checks
-    (``torch.cpu._is_avx512_bf16_supported`` / ``_is_amx_tile_supported``, where this torch has them).
-    """
-    flags = _cpuinfo_flags(cpuinfo)
-    if flags is not None:
-        return any(flag in flags for flag in _BF16_FLAGS)
-    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    checks = [getattr(torch.cpu, name, None) for name in names]
-    return any(bool(check()) for check in checks if check is not None)
+_AS_DEVICE_RULE = {"auto": None, "bf16": True, "off": False}
+_BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def normalise_amp(value: object) -> str:
-    """``value`` as one of :data:`AMP_MODES` (booleans of older configs: True -> "auto", False -> "off").
+    """``value`` as one of :data:`AMP_MODES`; booleans of older configs and command lines (True, "true",
+    "yes", "1" -> "auto"; False, "false", "no", "0" -> "off") are accepted.
 
     Raises:
         ValueError: anything else (the valid values are listed).
     """
+    if isinstance(value, str):
+        value = _BOOLEAN_WORDS.get(value.strip().lower(), value)
     if value is True:
         return "auto"
     if value is False:
@@ -84,17 +63,21 @@ def normalise_amp(value: object) -> str:
     raise ValueError(f"amp={value!r} is not valid; valid values: {', '.join(AMP_MODES)}")
 
 
+def validation_amp(amp: str) -> bool | None:
+    """The ``amp`` argument of :func:`sepnet_core.device.resolve_amp` for a mode: None (the device's
+    default) for "auto", True for "bf16", False for "off"."""
+    return _AS_DEVICE_RULE[normalise_amp(amp)]
+
+
 def use_bf16(amp: str, device: torch.device | str) -> bool:
-    """Whether training on ``device`` runs under bf16 autocast for the ``amp`` mode.
+    """Whether training on ``device`` runs under bf16 autocast for the ``amp`` mode ("auto": only on
+    CUDA, by the device rule; see the module docstring).
 
     Args:
         amp: One of :data:`AMP_MODES`.
         device: The training device ("cpu", "cuda", "cuda:1", "mps" or a torch.device).
     """
     mode = normalise_amp(amp)
-    kind = torch.device(device).type
-    if mode == "off" or kind not in ("cpu", "cuda"):
+    if mode == "auto" and torch.device(device).type != "cuda":
         return False
-    if mode == "bf16" or kind == "cuda":
-        return True
-    return cpu_has_native_bf16()
+    return resolve_amp(validation_amp(mode), device)

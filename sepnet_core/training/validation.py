@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from sepnet_core.device import resolve_amp
 from sepnet_core.inference.sliding import predict_volume
 from sepnet_core.metrics import dice, weighted_average
 from sepnet_core.organs import ORGANS
@@ -36,7 +37,7 @@ def validate(
     patch_size: Sequence[int],
     mode: str = "gaussian",
     device: torch.device | str = "cpu",
-    amp: bool = False,
+    amp: bool | None = False,
     batch_size: int = 1,
     overlap: float | None = None,
 ) -> dict[str, float]:
@@ -49,7 +50,9 @@ def validate(
         patch_size: Sliding-window size (d, h, w) voxels.
         mode: ``predict_volume`` mode, "gaussian" or "reference".
         device: Device to run on.
-        amp: Autocast during inference (CUDA only).
+        amp: bfloat16 autocast: True, False, or None for the device's default; resolved by
+            :func:`sepnet_core.device.resolve_amp`, the rule ``sepnet predict`` and the book's evaluation
+            use, so the logged Dice is what they reproduce with the same setting and batch size.
         batch_size: Windows per forward pass.
         overlap: "gaussian" mode: fraction of a window shared with its neighbour (fewer windows when
             smaller); ``None`` for :func:`~sepnet_core.inference.sliding.predict_volume`'s default.
@@ -70,8 +73,7 @@ def validate(
             # turns near-ties into different argmax labels, and the logged Dice must be what a user
             # reproduces with predict + evaluate (tests/test_validation_vs_evaluate.py).
             probs = predict_volume(model, case.image, patch_size, overlap=overlap, mode=mode,
-                                   batch_size=batch_size,
-                                   device=device, amp=amp and torch.device(device).type == "cuda",
+                                   batch_size=batch_size, device=device, amp=resolve_amp(amp, device),
                                    out_dtype=np.float32)
             pred = probs.argmax(axis=0).astype(np.uint8)
             for organ in ORGANS:
