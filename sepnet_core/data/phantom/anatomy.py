@@ -46,7 +46,7 @@ ORGAN_JITTER: dict[str, float] = {
 SHIFT_MM: dict[str, float] = {
     "brain_stem": 2.0, "eye": 2.0, "lens": 0.0, "optic_nerve": 2.0, "optic_chiasm": 2.0, "temporal_lobe": 3.0,
     "pituitary": 1.5, "parotid": 3.5, "inner_ear": 1.5, "middle_ear": 1.5, "tmj": 1.5, "spinal_cord": 1.5,
-    "mandible": 2.5,
+    "mandible": 1.5,
 }
 """Standard deviation (mm, per axis, clipped at 2 SD) of the per-organ, per-side position offset
 (relative organ shifts; organs held by bone move less). The lens moves with its eye."""
@@ -54,7 +54,7 @@ SHIFT_MM: dict[str, float] = {
 ANISO_SD: dict[str, float] = {
     "brain_stem": 0.10, "eye": 0.04, "lens": 0.05, "optic_nerve": 0.0, "optic_chiasm": 0.12,
     "temporal_lobe": 0.12, "pituitary": 0.12, "parotid": 0.15, "inner_ear": 0.08, "middle_ear": 0.08,
-    "tmj": 0.10, "spinal_cord": 0.0, "mandible": 0.08,
+    "tmj": 0.10, "spinal_cord": 0.0, "mandible": 0.05,
 }
 """Standard deviation of the per-axis log stretch (x, y, z) of each organ about its centre; the three
 draws are centred (their mean removed), so the stretch changes the shape, not the volume. Eyes and
@@ -83,8 +83,8 @@ MANDIBLE_LINE = (
 """Centre line of a mandible half (x, y, z), mm: condyle neck, ramus (down and slightly forwards),
 angle, body (down and forwards to the chin: lower border about 26 deg to the Frankfort plane)."""
 
-MANDIBLE_RADII = ((5.0, 4.0), (9.5, 4.6), (14.0, 4.8), (15.0, 5.2), (12.5, 6.0), (10.5, 6.8), (11.5, 7.0),
-                  (12.5, 7.0), (14.5, 7.2), (16.5, 7.4), (16.5, 7.4))
+MANDIBLE_RADII = ((5.0, 4.0), (10.0, 4.6), (14.5, 4.8), (15.5, 5.2), (13.0, 6.0), (11.0, 7.0), (12.0, 7.2),
+                  (13.0, 7.2), (15.0, 7.4), (17.0, 7.6), (17.0, 7.6))
 """Cross-section radii along :data:`MANDIBLE_LINE`: ramus (antero-posterior, transverse), body
 (vertical, transverse), mm."""
 
@@ -326,7 +326,7 @@ def _paired_organs(v: Variation, side: int, suffix: str, index: int,
     centre = v.at(key, p(side, 31.5, -76.0, 17.0))
     f = v.f(key)
     stretch = v.stretch(key)
-    eye = warp([Ellipsoid(centre, np.array([12.2, 12.0, 11.9]) * f)], centre, stretch)
+    eye = warp([Ellipsoid(centre, np.array([12.4, 12.2, 12.1]) * f)], centre, stretch)
     vitreous = warp([Ellipsoid(centre, np.array([11.0, 10.8, 10.7]) * f)], centre, stretch)
     f_lens = v.f("lens" + suffix)
     lens_c = centre + np.array([0.0, -6.7 * f, 0.0])
@@ -337,9 +337,9 @@ def _paired_organs(v: Variation, side: int, suffix: str, index: int,
     nerve_pts = [back, p(side, 26, -52, 16.5), p(side, 20, -40, 18), p(side, 14, -30, 21),
                  p(side, 9, -21, 24), p(side, 4.5, -15, 26)]
     nerve_pts = [back] + [v.at("optic_nerve" + suffix, q) for q in nerve_pts[1:]]
-    nerve = tube(nerve_pts, np.full((6, 2), 1.9 * f_nerve), hints=(0, 0, 1), step_mm=3.0)
+    nerve = tube(nerve_pts, np.full((6, 2), 2.0 * f_nerve), hints=(0, 0, 1), step_mm=3.0)
     end = np.float32(-15.0 + v.limit("nerve_back"))
-    nerve_label = tube(nerve_pts, np.full((6, 2), 1.9 * f_nerve), hints=(0, 0, 1), step_mm=3.0,
+    nerve_label = tube(nerve_pts, np.full((6, 2), 2.0 * f_nerve), hints=(0, 0, 1), step_mm=3.0,
                        keep=[lambda x, y, z: y < end])
     tissue += [Layer(nerve, _t("nerve")), Layer(eye, _t("sclera")), Layer(vitreous, _t("vitreous")),
                Layer(lens, _t("lens"))]
@@ -358,7 +358,7 @@ def _paired_organs(v: Variation, side: int, suffix: str, index: int,
                           rot=_mirror(rotation(rz_deg=-12).T, side), power=2.2, keep=[below_fissure])
     lobe_pole = Ellipsoid(v.at(key, p(side, 38, -32, 14)), np.array([12.0, 15.0, 13.0]) * f,
                           keep=[below_fissure])
-    medial = Ellipsoid(v.at(key, p(side, 25, 0, 9)), np.array([9.5, 21.0, 9.0]) * f,
+    medial = Ellipsoid(v.at(key, p(side, 22.5, 0, 9)), np.array([9.5, 21.0, 9.0]) * f,
                        rot=_mirror(rotation(rz_deg=-18).T, side), keep=[below_fissure])
     labels["temporal_lobe"].append(Layer(warp([lobe_main, lobe_pole, medial], centre, v.stretch(key)),
                                          LABEL["temporal_lobe"][index], allowed=BRAIN))

@@ -246,7 +246,7 @@ def _skull_and_brain(v: Variation, add) -> None:
     for s in (1, -1):
         add([Ellipsoid(side_point(s, 11, -2, 52), (6 * k, 28, 9 * k), rot=rotation(rz_deg=-s * 8).T),
              Ellipsoid(side_point(s, 30, -4, 13), (2.2 * k, 15, 2.6 * k), rot=rotation(rz_deg=-s * 15).T),
-             Ellipsoid(side_point(s, 14.5, 12, 12), (1.2 * k, 14, 11), rot=rotation(rz_deg=s * 20).T)],
+             Ellipsoid(side_point(s, 14.0, 12, 12), (1.0 * k, 14, 11), rot=rotation(rz_deg=s * 20).T)],
             "csf")  # lateral ventricles, temporal horns, ambient cisterns
     half = np.float32(0.9 + 0.8 * k)
     fissure = lambda x, y, z: np.abs(z - sylvian_z(y) - half) < half  # noqa: E731
@@ -283,7 +283,7 @@ def _face(add) -> None:
     for s in (1, -1):  # orbit walls, orbital fat, recti, eyelids
         apex, rim = side_point(s, 14, -32, 20), side_point(s, 34, -88, 17)
         inside_body = Loft(BODY_ROWS, inset=3.0).inside
-        rim_cut = lambda x, y, z: y > np.float32(-88.0) + np.float32(16.0) * np.clip(  # noqa: E731
+        rim_cut = lambda x, y, z: y > np.float32(-88.0) + np.float32(18.0) * np.clip(  # noqa: E731
             (np.abs(x) - np.float32(30.0)) / np.float32(16.0), 0.0, 1.0)  # the lateral rim lies further back
         add(tube([apex, rim], [(5.0, 5.0), (19.5, 17.5)], hints=(1, 0, 0), caps=("round", "flat"),
                  keep=[inside_body, rim_cut]), "cortical")

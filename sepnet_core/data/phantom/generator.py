@@ -122,10 +122,10 @@ class PhantomProfile:
 PHANTOM_PROFILES: dict[str, PhantomProfile] = {
     "cpu": PhantomProfile("cpu", matrix=128, pixel_mm=2.1, pixel_range_mm=(1.8, 2.4), slice_mm=3.0,
                           slices=(48, 90), fov="head", centre_y_mm=-10.0, top_mm=(54.0, 100.0),
-                          bottom_mm=(-160.0, -106.0), cutoff=(0.1, 0.08)),
+                          bottom_mm=(-165.0, -120.0), cutoff=(0.1, 0.08)),
     "smoke": PhantomProfile("smoke", matrix=64, pixel_mm=4.2, pixel_range_mm=(3.6, 4.8), slice_mm=3.0,
                             slices=(48, 90), fov="head", centre_y_mm=-10.0, top_mm=(54.0, 100.0),
-                            bottom_mm=(-160.0, -106.0)),
+                            bottom_mm=(-165.0, -120.0)),
     "structseg": PhantomProfile("structseg", matrix=512, pixel_mm=1.0, pixel_range_mm=(0.9, 1.1),
                                 slice_mm=3.0, slices=(100, 150), fov="vertex", centre_y_mm=15.0,
                                 top_mm=(-10.0, 40.0)),

@@ -6,7 +6,9 @@ the same numbers can be taken on real data. Used by the tests and by ``docs/phan
 * :func:`organ_centre_spread`: how much organ centres move between cases, in voxels;
 * :func:`gonial_angle`: the mandible's angle and its lower border's slope;
 * :func:`temporal_stem_gap_mm`, :func:`eye_protrusion_mm`, :func:`middle_ear_width_mm`,
-  :func:`fissure_contrast_hu`.
+  :func:`fissure_contrast_hu`;
+* :func:`survey`: all of them over a generated data set
+  (``python -m sepnet_core.data.phantom.measure``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,36 @@ from scipy.ndimage import distance_transform_edt
 
 from sepnet_core.organs import ORGANS, organ_by_key
 
-__all__ = ["organ_centres", "organ_centre_spread", "gonial_angle", "temporal_stem_gap_mm",
-           "eye_protrusion_mm", "middle_ear_width_mm", "fissure_contrast_hu"]
+__all__ = ["survey", "render_canonical", "organ_centres", "organ_centre_spread", "gonial_angle",
+           "temporal_stem_gap_mm", "eye_protrusion_mm", "middle_ear_width_mm", "fissure_contrast_hu"]
+
+
+def render_canonical(variation, z_mm: Sequence[float], y_mm: tuple[float, float], x_mm: tuple[float, float],
+                     pixel_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue CT numbers and labels of the anatomy itself: no pose, elastic field, flexion, noise or
+    annotator, sampled at one point per voxel in the canonical frame (for checking the design).
+
+    Args:
+        variation: A :class:`~sepnet_core.data.phantom.anatomy.Variation` (jaw, sizes, limits...).
+        z_mm: Heights of the axial planes, mm (canonical).
+        y_mm, x_mm: (start, stop) of the rows and columns, mm.
+        pixel_mm: Pixel size, mm.
+
+    Returns:
+        ``(mean_hu, label)``: float32 and uint8 arrays (len(z_mm), rows, columns).
+    """
+    from sepnet_core.data.phantom.generator import CaseParams, rasterise
+    from sepnet_core.data.phantom.pose import Grid, Pose
+
+    ny, nx = int(round((y_mm[1] - y_mm[0]) / pixel_mm)), int(round((x_mm[1] - x_mm[0]) / pixel_mm))
+    hu, labels = [], []
+    for z in z_mm:
+        grid = Grid((1, ny, nx), (1.0, pixel_mm, pixel_mm), (x_mm[0], y_mm[0], float(z)), 1)
+        params = CaseParams(Pose(1.0, (0.0, 0.0, 0.0), (0.0, 0.0, 0.0)), variation, grid, 0.0)
+        mean, _, label = rasterise(params, [])
+        hu.append(mean[0])
+        labels.append(label[0])
+    return np.stack(hu), np.stack(labels)
 
 
 def organ_centres(label: np.ndarray) -> dict[str, np.ndarray]:
@@ -168,5 +198,78 @@ def fissure_contrast_hu(image: np.ndarray, label: np.ndarray, key: str = "tempor
     keep[xs[lateral]] = True
     top = mask.shape[0] - 1 - np.argmax(mask[::-1], axis=0)
     yy, xx = np.nonzero(cols & keep[None, :] & (top < mask.shape[0] - 1))
+    if yy.size == 0:
+        raise ValueError(f"{key} reaches the top slice: nothing above it to measure")
     above = np.asarray(image)[top[yy, xx] + 1, yy, xx]
     return float(np.asarray(image)[mask].mean() - above.mean())
+
+
+def _safe(func, *args) -> float:
+    try:
+        return float(func(*args))
+    except ValueError:  # organ cut off by the field of view
+        return float("nan")
+
+
+def survey(cases: int = 16, seed: int = 0, profile: str = "cpu") -> dict:
+    """Generate ``cases`` phantom cases (as ``sepnet phantom --seed SEED``) and measure them.
+
+    Returns:
+        Dict: ``centre_sd_slices`` and ``centre_sd_pixels`` (median over organs of the SD of the
+        organ centre over cases; in-plane as ``hypot(sd_y, sd_x) / sqrt(2)``), ``centre_sd_zyx``,
+        medians over cases and sides of ``gonial_deg``, ``lower_border_deg`` (jaw opening and head
+        pitch subtracted), ``temporal_stem_gap_mm``, ``eye_protrusion_mm``, ``middle_ear_width_mm``,
+        ``fissure_contrast_hu``; the shares of cases with ``metal`` and with a ``cutoff``; and the
+        seconds per case (process CPU time).
+    """
+    import time
+
+    from sepnet_core.data.phantom.dataset import case_seed
+    from sepnet_core.data.phantom.generator import case_params, generate_case
+
+    labels, rows, seconds = [], [], []
+    metal = cut = 0
+    for i in range(cases):
+        s = case_seed(seed, i)
+        start = time.process_time()
+        case = generate_case(s, profile)
+        seconds.append(time.process_time() - start)
+        p = case_params(s, profile)
+        metal += bool(p.fillings)
+        cut += bool(p.cutoff)
+        labels.append(case.label)
+        sp = case.geometry.spacing_mm
+        for side in "lr":
+            g, b = (float("nan"), float("nan"))
+            try:
+                g, b = gonial_angle(case.label, sp, f"mandible_{side}")
+                b -= p.variation.jaw_deg + p.pose.angles_deg[0]
+            except ValueError:
+                pass
+            rows.append([g, b, _safe(temporal_stem_gap_mm, case.label, sp, f"temporal_lobe_{side}"),
+                         _safe(eye_protrusion_mm, case.image, case.label, sp, f"eye_{side}"),
+                         _safe(middle_ear_width_mm, case.label, sp, f"middle_ear_{side}"),
+                         _safe(fissure_contrast_hu, case.image, case.label, f"temporal_lobe_{side}")])
+    spread = organ_centre_spread(labels)["median"]
+    med = np.nanmedian(np.array(rows), axis=0)
+    names = ("gonial_deg", "lower_border_deg", "temporal_stem_gap_mm", "eye_protrusion_mm",
+             "middle_ear_width_mm", "fissure_contrast_hu")
+    return {"cases": cases, "seed": seed, "profile": profile,
+            "centre_sd_zyx": [round(float(v), 2) for v in spread],
+            "centre_sd_slices": round(float(spread[0]), 2),
+            "centre_sd_pixels": round(float(np.hypot(spread[1], spread[2]) / np.sqrt(2)), 2),
+            **{name: round(float(v), 1) for name, v in zip(names, med, strict=True)},
+            "metal_share": metal / cases, "cutoff_share": cut / cases,
+            "seconds_per_case": round(float(np.mean(seconds)), 2)}
+
+
+if __name__ == "__main__":  # pragma: no cover - documented command of docs/phantom.md
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Measure a generated phantom data set.", allow_abbrev=False)
+    parser.add_argument("--cases", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default="cpu")
+    args = parser.parse_args()
+    print(json.dumps(survey(args.cases, args.seed, args.profile), indent=1))

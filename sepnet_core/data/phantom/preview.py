@@ -17,7 +17,7 @@ import numpy as np
 from sepnet_core.fileio import atomic_write
 from sepnet_core.organs import NUM_CLASSES, colour_table, organ_by_id
 
-__all__ = ["preview_case", "gallery", "best_slices", "SOFT_TISSUE_WINDOW"]
+__all__ = ["preview_case", "gallery", "write_gallery", "best_slices", "SOFT_TISSUE_WINDOW"]
 
 SOFT_TISSUE_WINDOW = (40.0, 400.0)
 """(level, width) of the display window, HU."""
@@ -233,3 +233,30 @@ def gallery(
     with atomic_write(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", facecolor="white", metadata={"Software": None})
     return path
+
+
+def write_gallery(path: str | os.PathLike[str] = "figures/phantom/gallery_cpu.png", profile: str = "cpu",
+                  cases: int = 8, seed: int = 0, overwrite: bool = True) -> Path:
+    """Generate ``cases`` phantom cases (as ``sepnet phantom --seed SEED --profile PROFILE``) and save
+    their :func:`gallery`. The figure of ``docs/phantom.md``::
+
+        .venv/bin/python -m sepnet_core.data.phantom.preview figures/phantom/gallery_cpu.png
+    """
+    from sepnet_core.data.phantom.dataset import case_name, case_seed
+    from sepnet_core.data.phantom.generator import case_params, generate_case
+
+    items, titles = [], []
+    for i in range(cases):
+        s = case_seed(seed, i)
+        items.append(generate_case(s, profile, case_name(i)))
+        p = case_params(s, profile)
+        notes = [f"{p.grid.spacing_mm[1]:.2f} mm"] + (["metal"] if p.fillings else []) + (
+            [f"cut {p.cutoff}"] if p.cutoff else [])
+        titles.append(f"{case_name(i)} ({', '.join(notes)})")
+    return gallery(items, path, titles=titles, overwrite=overwrite)
+
+
+if __name__ == "__main__":  # pragma: no cover - documented command of docs/phantom.md
+    import sys
+
+    print(write_gallery(*sys.argv[1:2]))

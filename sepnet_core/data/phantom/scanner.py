@@ -1,12 +1,13 @@
 """Scanner effects of the phantom: dental metal streaks, the band between the petrous bones, and
 noise with a CT-like noise power spectrum whose level follows the patient's size.
 
-Metal streaks are simulated per axial slice, in 2D parallel-beam geometry: the metal's line integrals
-are projected (:func:`project_points`), a nonlinear detector model (beam hardening and photon
-starvation: ``P (1 - exp(-p / P))`` plus noise growing with ``exp(p)``) turns them into measured
-values, and the difference to the true line integrals is reconstructed by filtered back-projection
-(:func:`fbp`) and added to the slice in HU. Only the error is reconstructed, so the cost is one
-back-projection per slice with metal. All values are listed in ``docs/phantom.md``.
+Metal streaks are simulated per axial slice, in 2D parallel-beam geometry: the metal's line
+integrals are projected (:func:`project_points`), a nonlinear detector model (beam hardening and
+photon starvation: ``P (1 - exp(-p / P))`` plus noise growing with ``exp(p / 2)``, up to a floor)
+turns them into measured values, and the difference to the true line integrals is reconstructed by
+filtered back-projection (:func:`fbp`) and added to the slice in HU. Only the error is
+reconstructed, so the cost is one back-projection per slice with metal. All values are listed in
+``docs/phantom.md``.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ __all__ = ["MU_WATER_PER_MM", "METAL", "project_points", "fbp", "metal_streaks",
 MU_WATER_PER_MM = 0.019
 """Linear attenuation of water at the effective energy of a 120 kVp beam (about 70 keV), 1/mm."""
 
-METAL = {"probability": 0.5, "fillings": (1, 4), "radius_mm": (2.5, 4.0), "attenuation": (30.0, 60.0),
-         "saturation": 1.0, "starvation": 0.03, "angles": 180, "max_pixels": 256}
+METAL = {"probability": 0.5, "fillings": (1, 4), "radius_mm": (2.5, 4.0), "attenuation": (50.0, 120.0),
+         "saturation": 1.0, "starvation": 0.03, "starved": 4.0, "angles": 180, "max_pixels": 256}
 """Dental metal: share of cases with fillings, fillings per case (uniform, inclusive), filling radius
 (mm), attenuation relative to water, saturation line integral ``P`` of the detector model, relative
-photon-starvation noise, projection angles over 180 degrees, and the largest reconstruction grid
+photon-starvation noise and the metal line integral where it stops growing (the detector's floor),
+projection angles over 180 degrees, and the largest reconstruction grid
 (finer slices are reconstructed on a coarser grid and interpolated)."""
 
 
@@ -86,7 +88,7 @@ def fbp(sinogram: np.ndarray, angles: np.ndarray, bin_mm: float, shape: tuple[in
         w = np.clip(f - lo, 0.0, 1.0)
         row = filtered[k]
         image += row[lo] + w * (row[lo + 1] - row[lo])
-    return (image * (np.pi / n_angles) * bin_mm).astype(np.float32)
+    return (image * (np.pi / n_angles)).astype(np.float32)
 
 
 def metal_streaks(metal_mu: np.ndarray, pixel_mm: float, rng: np.random.Generator) -> np.ndarray:
@@ -113,7 +115,8 @@ def metal_streaks(metal_mu: np.ndarray, pixel_mm: float, rng: np.random.Generato
     p = project_points(metal_mu[iy, ix] * pixel_mm**2, ys, xs, angles, bins, rec_pixel)
     sat = METAL["saturation"]
     measured = sat * (1.0 - np.exp(-p / sat))
-    measured += METAL["starvation"] * np.expm1(p / 2.0) * rng.standard_normal(p.shape)
+    starved = np.expm1(np.minimum(p, METAL["starved"]) / 2.0)
+    measured += METAL["starvation"] * starved * rng.standard_normal(p.shape)
     error = fbp(measured - p, angles, rec_pixel, rec_shape, rec_pixel) * np.float32(1000.0 / MU_WATER_PER_MM)
     if factor > 1:
         error = zoom(error, (ny / rec_shape[0], nx / rec_shape[1]), order=1)[:ny, :nx]
