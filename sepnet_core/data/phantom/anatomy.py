@@ -122,12 +122,15 @@ class Layer:
         value: Tissue id (tissue layers) or organ label (organ layers).
         allowed: Organ layers only: tissue ids on which the label may be set (None: any).
         world: The shapes are in the scanner frame (couch), not deformed with the patient.
+        head: Bone attached to the skull (mandible, teeth): moves with the head, not bent with the
+            neck by the flexion.
     """
 
     shapes: list[Shape]
     value: int
     allowed: tuple[int, ...] | None = None
     world: bool = False
+    head: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ def _paired_organs(v: Variation, side: int, suffix: str, index: int,
     vitreous = warp([Ellipsoid(centre, np.array([11.0, 10.8, 10.7]) * f)], centre, stretch)
     f_lens = v.f("lens" + suffix)
     lens_c = centre + np.array([0.0, -6.7 * f, 0.0])
-    lens = warp([Ellipsoid(lens_c, np.array([4.95, 2.35, 4.95]) * f_lens)], lens_c,
+    lens = warp([Ellipsoid(lens_c, np.array([5.0, 2.6, 5.0]) * f_lens)], lens_c,
                 v.stretch("lens" + suffix))
     f_nerve = v.f("optic_nerve" + suffix)
     back = centre + np.array([-side * 2.0, 11.0 * f, 0.0])
@@ -420,8 +423,9 @@ def _paired_organs(v: Variation, side: int, suffix: str, index: int,
                  stretch)
     head = warp([Ellipsoid(condyle, np.array([8.5, 4.3, 4.5]) * f, rot=tmj_rot)], condyle, stretch)
     head_marrow = warp([Ellipsoid(condyle, np.array([6.5, 2.5, 2.8]) * f, rot=tmj_rot)], condyle, stretch)
-    tissue += [Layer(bone, _t("cortical")), Layer(marrow, _t("cancellous")), Layer(joint, _t("cartilage")),
-               Layer(head, _t("cortical")), Layer(head_marrow, _t("cancellous"))]
+    tissue += [Layer(bone, _t("cortical"), head=True), Layer(marrow, _t("cancellous"), head=True),
+               Layer(joint, _t("cartilage")), Layer(head, _t("cortical")),
+               Layer(head_marrow, _t("cancellous"))]
     labels["mandible"].append(Layer(bone, LABEL["mandible"][index],
-                                    allowed=(_t("cortical"), _t("cancellous"))))
+                                    allowed=(_t("cortical"), _t("cancellous")), head=True))
     labels["tmj"].append(Layer(joint, LABEL["tmj"][index]))

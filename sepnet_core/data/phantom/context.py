@@ -181,7 +181,7 @@ def context_layers(v: Variation) -> tuple[list[Layer], list[Layer]]:
     _spine(add)
     _chest(add)
     after: list[Layer] = []
-    after.append(Layer(_teeth(v), _t("tooth")))
+    after.append(Layer(_teeth(v), _t("tooth"), head=True))
     for side in (1, -1):
         canal = tube([side_point(side, *q) for q in ((78, 4, -5), (62, 2, -4), (47, 1, -3))],
                      [(4.0, 3.5)] * 3, hints=(0, 0, 1), step_mm=4.0)

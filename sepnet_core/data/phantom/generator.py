@@ -267,11 +267,12 @@ def _couch_top(params: CaseParams, max_mm: float) -> float:
 
 
 def _paint(layers: list[Layer], target: np.ndarray, k0: int, window: tuple[int, int], coords, world_coords,
-           tissue: np.ndarray | None = None) -> None:
+           tissue: np.ndarray | None = None, head_coords=None) -> None:
     """Paint ``layers`` into the chunk ``target`` (sub-slices k0..; see module docstring).
 
-    Patient-frame shapes use ``coords``, which cover only the rows and columns from ``window``
-    (y0, x0) on; world-frame shapes use ``world_coords`` over the whole chunk.
+    Patient-frame shapes use ``coords`` (``head_coords``, without the neck flexion, for layers that
+    move with the head), which cover only the rows and columns from ``window`` (y0, x0) on;
+    world-frame shapes use ``world_coords`` over the whole chunk.
     """
     k1 = k0 + target.shape[0]
     for layer in layers:
@@ -280,7 +281,8 @@ def _paint(layers: list[Layer], target: np.ndarray, k0: int, window: tuple[int, 
             allowed = np.zeros(len(TISSUES), dtype=bool)
             allowed[list(layer.allowed)] = True
         y0, x0 = (0, 0) if layer.world else window
-        src = world_coords if layer.world else coords
+        src = coords if not layer.head or head_coords is None else head_coords
+        src = world_coords if layer.world else src
         for shape in layer.shapes:
             box = shape.box_cache
             if box is None or box[0].stop <= k0 or box[0].start >= k1:
@@ -316,6 +318,12 @@ def _window(layers: list[Layer], k0: int, k1: int) -> tuple[slice, slice]:
     return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1]))
 
 
+def _reaches(layers: list[Layer], k0: int, k1: int) -> bool:
+    """Whether a shape of ``layers`` reaches sub-slices k0..k1 (by its voxel box)."""
+    return any(s.box_cache is not None and s.box_cache[0].start < k1 and s.box_cache[0].stop > k0
+               for layer in layers for s in layer.shapes)
+
+
 def rasterise(params: CaseParams, fields: list[ElasticField], chunk_slices: int = 8,
               annotation: ElasticField | None = None):
     """Tissue-mean, texture-weight and label volumes of a case (before noise and blur).
@@ -337,10 +345,12 @@ def rasterise(params: CaseParams, fields: list[ElasticField], chunk_slices: int 
     tissues = (before[:1] + couch_layers(_couch_top(params, sum(f.max_mm for f in fields))) + before[1:]
                + organ_tissue + after)
     annot_pad = annotation.max_mm if annotation is not None else 0.0
+    head_layers = [layer for layer in tissues + organ_labels if layer.head]
     for layer in tissues + organ_labels:
         pad = annot_pad if layer in organ_labels else 0.0
         for shape in layer.shapes:
-            shape.box_cache = mapping.voxel_box(shape.lo, shape.hi, world=layer.world, pad_mm=pad)
+            shape.box_cache = mapping.voxel_box(shape.lo, shape.hi, world=layer.world, pad_mm=pad,
+                                                flex=not layer.head)
     means, textures = tissue_tables(params.hu_shift)
     means[TISSUE_ID["parotid"]] += np.float32(params.variation.parotid_hu)
     n_sub, (nz, ny, nx) = grid.supersample, grid.shape
@@ -352,14 +362,18 @@ def rasterise(params: CaseParams, fields: list[ElasticField], chunk_slices: int 
         k0, k1 = s0 * n_sub, s1 * n_sub
         rows, cols = _window(tissues + organ_labels, k0, k1)
         coords = mapping.canonical(k0, k1, rows, cols)
+        head = None
+        if params.flexion_deg != 0.0 and _reaches(head_layers, k0, k1):
+            head = mapping.canonical(k0, k1, rows, cols, flex=False)
         world_coords = mapping.world(k0, k1)
         tissue = np.zeros((k1 - k0, ny, nx), np.uint8)
         organs = np.zeros_like(tissue)
         window = (rows.start, cols.start)
-        _paint(tissues, tissue, k0, window, coords, world_coords)
+        _paint(tissues, tissue, k0, window, coords, world_coords, head_coords=head)
         if annotation is not None:
             coords = mapping.displace(coords, annotation, k0, k1, rows, cols)
-        _paint(organ_labels, organs, k0, window, coords, world_coords, tissue=tissue)
+            head = None if head is None else mapping.displace(head, annotation, k0, k1, rows, cols)
+        _paint(organ_labels, organs, k0, window, coords, world_coords, tissue=tissue, head_coords=head)
         sub = (s1 - s0, n_sub, ny, nx)
         mean_hu[s0:s1] = means[tissue].reshape(sub).mean(axis=1)
         texture_hu[s0:s1] = textures[tissue].reshape(sub).mean(axis=1)

@@ -219,15 +219,16 @@ def survey(cases: int = 16, seed: int = 0, profile: str = "cpu") -> dict:
         organ centre over cases; in-plane as ``hypot(sd_y, sd_x) / sqrt(2)``), ``centre_sd_zyx``,
         medians over cases and sides of ``gonial_deg``, ``lower_border_deg`` (jaw opening and head
         pitch subtracted), ``temporal_stem_gap_mm``, ``eye_protrusion_mm``, ``middle_ear_width_mm``,
-        ``fissure_contrast_hu``; the shares of cases with ``metal`` and with a ``cutoff``; and the
-        seconds per case (process CPU time).
+        ``fissure_contrast_hu``; the shares of cases with ``metal`` and with a ``cutoff``; the seconds
+        per case (process CPU time); ``volumes_cm3``: organ -> (min, mean, max) over the cases whose
+        field of view cuts nothing off.
     """
     import time
 
     from sepnet_core.data.phantom.dataset import case_seed
     from sepnet_core.data.phantom.generator import case_params, generate_case
 
-    labels, rows, seconds = [], [], []
+    labels, rows, seconds, volumes = [], [], [], []
     metal = cut = 0
     for i in range(cases):
         s = case_seed(seed, i)
@@ -239,6 +240,9 @@ def survey(cases: int = 16, seed: int = 0, profile: str = "cpu") -> dict:
         cut += bool(p.cutoff)
         labels.append(case.label)
         sp = case.geometry.spacing_mm
+        if not p.cutoff:
+            counts = np.bincount(case.label.ravel(), minlength=len(ORGANS) + 1)
+            volumes.append(counts[1:] * float(np.prod(sp)) / 1000.0)
         for side in "lr":
             g, b = (float("nan"), float("nan"))
             try:
@@ -260,7 +264,9 @@ def survey(cases: int = 16, seed: int = 0, profile: str = "cpu") -> dict:
             "centre_sd_pixels": round(float(np.hypot(spread[1], spread[2]) / np.sqrt(2)), 2),
             **{name: round(float(v), 1) for name, v in zip(names, med, strict=True)},
             "metal_share": metal / cases, "cutoff_share": cut / cases,
-            "seconds_per_case": round(float(np.mean(seconds)), 2)}
+            "seconds_per_case": round(float(np.mean(seconds)), 2),
+            "volumes_cm3": {o.key: [round(float(f(np.array(volumes)[:, o.label - 1])), 3)
+                                    for f in (np.min, np.mean, np.max)] for o in ORGANS} if volumes else {}}
 
 
 if __name__ == "__main__":  # pragma: no cover - documented command of docs/phantom.md

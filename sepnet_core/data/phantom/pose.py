@@ -255,10 +255,12 @@ class Mapping:
         return self.offsets[idx, 0][:, None, None], self.offsets[idx, 1][:, None, None]
 
     def canonical(self, k0: int, k1: int, rows: slice = slice(None), cols: slice = slice(None),
-                  extra: ElasticField | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  extra: ElasticField | None = None, flex: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Canonical (x, y, z) coordinates (float32, each (k1 - k0, n_rows, n_cols)) of sub-slices
         k0..k1, restricted to the voxel rows (y) and columns (x) given; ``extra`` adds one more
-        displacement (the annotator's, for labels) to the canonical coordinates."""
+        displacement (the annotator's, for labels) to the canonical coordinates; ``flex=False``
+        leaves out the neck flexion (bone that moves with the head)."""
         t = np.asarray(self.pose.shift_mm)
         x, y, z = self.x[cols], self.y[rows], self.z[k0:k1]
         oy, ox = self._sub_offsets(k0, k1)
@@ -276,7 +278,7 @@ class Mapping:
             c = m[row, 0] * xs + m[row, 1] * ys + m[row, 2] * zs
             c = c + disp[row] if disp is not None else np.broadcast_to(c, shape)
             out.append(np.ascontiguousarray(np.broadcast_to(c, shape), dtype=np.float32))
-        if self.flexion is not None and self.flexion.angle != 0.0:
+        if flex and self.flexion is not None and self.flexion.angle != 0.0:
             out[1], out[2] = self.flexion.apply(out[1], out[2])
         if extra is not None:
             out = self.displace(out, extra, k0, k1, rows, cols)
@@ -296,13 +298,14 @@ class Mapping:
                 np.broadcast_to(self.y.astype(np.float32)[None, :, None] + oy, shape),
                 np.broadcast_to(self.z[k0:k1].astype(np.float32)[:, None, None], shape))
 
-    def voxel_box(self, lo: np.ndarray, hi: np.ndarray, world: bool = False, pad_mm: float = 0.0):
+    def voxel_box(self, lo: np.ndarray, hi: np.ndarray, world: bool = False, pad_mm: float = 0.0,
+                  flex: bool = True):
         """Index slices of the sub-voxels that can lie in the canonical (or world) box [lo, hi]."""
         if world:
             return self.grid.index_range(np.asarray(lo), np.asarray(hi))
         corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1])
                             for c in (lo[2], hi[2])])
-        if self.flexion is not None:
+        if flex and self.flexion is not None:
             corners = self.flexion.widen(corners)
         w = self.pose.forward(corners)
         if self.fields:  # the displacement near the box, not everywhere: shifts the box more than it grows it

@@ -240,7 +240,7 @@ def write_gallery(path: str | os.PathLike[str] = "figures/phantom/gallery_cpu.pn
     """Generate ``cases`` phantom cases (as ``sepnet phantom --seed SEED --profile PROFILE``) and save
     their :func:`gallery`. The figure of ``docs/phantom.md``::
 
-        .venv/bin/python -m sepnet_core.data.phantom.preview figures/phantom/gallery_cpu.png
+        .venv/bin/python -c "from sepnet_core.data.phantom.preview import write_gallery; write_gallery()"
     """
     from sepnet_core.data.phantom.dataset import case_name, case_seed
     from sepnet_core.data.phantom.generator import case_params, generate_case
@@ -255,8 +255,3 @@ def write_gallery(path: str | os.PathLike[str] = "figures/phantom/gallery_cpu.pn
         titles.append(f"{case_name(i)} ({', '.join(notes)})")
     return gallery(items, path, titles=titles, overwrite=overwrite)
 
-
-if __name__ == "__main__":  # pragma: no cover - documented command of docs/phantom.md
-    import sys
-
-    print(write_gallery(*sys.argv[1:2]))
