@@ -236,11 +236,15 @@ def test_annotator_limits_move_the_brain_stem_and_cord_border():
 
 
 def test_labels_carry_the_annotator(four):
-    # the label no longer coincides with the tissue: the eye label covers some orbital fat or misses sclera
     case, _ = four[0]
-    eye = case.label == organ_by_key("eye_l").label
-    ring = (case.image > -60) & (case.image < 20)  # orbital fat next to the eye
-    assert eye.sum() > 0 and (eye & ring).sum() > 0
+    exact = generate_case(case_seed(0, 0), "cpu", annotator=False)
+    assert np.array_equal(case.image, exact.image)  # the image is the truth
+    moved = (case.label != exact.label) & ((case.label > 0) | (exact.label > 0))
+    share = moved.sum() / max((exact.label > 0).sum(), 1)
+    assert 0.03 < share < 0.4  # boundaries displaced by 1-2 mm on 2 mm voxels
+    for key in ("eye_l", "parotid_l", "brain_stem"):
+        a, b = case.label == organ_by_key(key).label, exact.label == organ_by_key(key).label
+        assert 0.6 < 2 * (a & b).sum() / (a.sum() + b.sum()) < 0.99, key
 
 
 def test_gallery_writes_a_png(tmp_path):

@@ -31,21 +31,15 @@ from scipy.ndimage import gaussian_filter
 from sepnet_core.data.geometry import Geometry
 from sepnet_core.data.io import Case
 from sepnet_core.data.phantom import scanner
-from sepnet_core.data.phantom.anatomy import Layer, Variation, jaw_rotation, organ_layers, sample_variation
-from sepnet_core.data.phantom.context import (
-    UPPER_ARCH,
-    VERTEX_Z,
-    body_back,
-    context_layers,
-    couch_layers,
-    lower_arch,
-)
+from sepnet_core.data.phantom.anatomy import Layer, Variation, organ_layers, sample_variation
+from sepnet_core.data.phantom.artefacts import BAND_HU, metal_map, petrous_band, sample_fillings
+from sepnet_core.data.phantom.context import VERTEX_Z, body_back, context_layers, couch_layers
 from sepnet_core.data.phantom.pose import ElasticField, Flexion, Grid, Mapping, Pose
 from sepnet_core.data.phantom.tissues import CASE_SHIFT_HU, TISSUE_ID, TISSUES, tissue_tables
 
 __all__ = ["PhantomProfile", "PHANTOM_PROFILES", "CaseParams", "get_profile", "sample_case", "generate_case",
            "HU_RANGE", "DEFAULT_NOISE_HU", "POSE_LIMITS", "ELASTIC_MM", "TEXTURE_MM", "COARSE_ELASTIC",
-           "ANNOTATION_MM", "FLEXION_DEG", "ORGAN_BOX", "BAND_HU", "CONDYLE_AXIS", "case_params"]
+           "ANNOTATION_MM", "FLEXION_DEG", "ORGAN_BOX", "BAND_HU", "case_params", "metal_map"]
 
 HU_RANGE = (-1024.0, 3071.0)
 """CT numbers are clipped to this range (12-bit CT), HU."""
@@ -63,10 +57,7 @@ FLEXION_DEG = 12.0
 """Neck flexion about the first cervical vertebra: U(-12, 12) degrees."""
 ORGAN_BOX = ((-62.0, -96.0, -100.0), (62.0, 40.0, 60.0))
 """Canonical box (x, y, z), mm, holding every organ; the in-plane offset keeps it inside the field of view."""
-BAND_HU = (-25.0, -5.0)
-"""Depth of the dark band between the petrous bones, uniform, HU."""
-CONDYLE_AXIS = (0.0, -13.0, -6.5)
-"""A point of the jaw's hinge axis (parallel to x), mm."""
+
 TEXTURE_MM = 1.5
 """Correlation length (Gaussian sigma, mm) of the within-tissue texture."""
 
@@ -173,30 +164,6 @@ class CaseParams:
     band_hu: float = 0.0
 
 
-def _arch_point(arch: list, t: float) -> np.ndarray:
-    """Point at the fraction ``t`` (0..1) of the length of a dental arch polyline."""
-    pts = np.asarray(arch, np.float64)
-    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
-    return np.array([np.interp(t * length[-1], length, pts[:, k]) for k in range(3)])
-
-
-def _sample_fillings(rng: np.random.Generator) -> tuple:
-    """Dental fillings of a case (none in about half of the cases), mostly on molars."""
-    cfg = scanner.METAL
-    has_metal = rng.uniform() < cfg["probability"]
-    count = int(rng.integers(cfg["fillings"][0], cfg["fillings"][1] + 1))
-    out = []
-    for _ in range(count):
-        lower = bool(rng.uniform() < 0.5)
-        t = float(rng.choice([rng.uniform(0.0, 0.3), rng.uniform(0.7, 1.0), rng.uniform(0.3, 0.7)],
-                             p=[0.4, 0.4, 0.2]))
-        radius, atten = float(rng.uniform(*cfg["radius_mm"])), float(rng.uniform(*cfg["attenuation"]))
-        arch = lower_arch() if lower else list(UPPER_ARCH)
-        point = _arch_point(arch, t) + np.array([0.0, 0.0, 2.0 if lower else -2.0])  # occlusal surface
-        out.append((tuple(float(v) for v in point), radius, atten, lower))
-    return tuple(out) if has_metal else ()
-
-
 def sample_case(rng: np.random.Generator, profile: PhantomProfile) -> CaseParams:
     """Draw pose, anatomy variation and grid of one case (fixed draw order)."""
     lim = POSE_LIMITS
@@ -241,7 +208,7 @@ def sample_case(rng: np.random.Generator, profile: PhantomProfile) -> CaseParams
     origin = (float(centre[0] - (n - 1) / 2 * pixel), float(centre[1] - (n - 1) / 2 * pixel), float(bottom))
     grid = Grid((slices, n, n), (sz, pixel, pixel), origin, profile.supersample)
     hu_shift = float(rng.normal(0.0, CASE_SHIFT_HU))
-    fillings = _sample_fillings(rng)
+    fillings = sample_fillings(rng)
     band = float(rng.uniform(*BAND_HU))
     return CaseParams(pose, variation, grid, hu_shift, flexion, cutoff, fillings, band)
 
@@ -386,34 +353,6 @@ def rasterise(params: CaseParams, fields: list[ElasticField], chunk_slices: int 
     return mean_hu, texture_hu, label
 
 
-def metal_map(params: CaseParams) -> np.ndarray:
-    """Attenuation of the dental fillings in excess of water (1/mm) on the case's grid (z, y, x), float32.
-
-    A voxel holds metal when its centre lies inside a filling (spheres, moved with the pose and,
-    in the lower jaw, with the jaw opening).
-    """
-    grid = params.grid
-    out = np.zeros(grid.shape, np.float32)
-    if not params.fillings:
-        return out
-    z = grid.origin[2] + grid.spacing_mm[0] * np.arange(grid.shape[0])
-    y, x = grid.axis("y"), grid.axis("x")
-    hinge = np.asarray(CONDYLE_AXIS)
-    jaw = jaw_rotation(params.variation)
-    for centre, radius, atten, lower in params.fillings:
-        c = np.asarray(centre)
-        if lower:
-            c = (c - hinge) @ jaw.T + hinge
-        w = params.pose.forward(c[None])[0]
-        r = radius * params.pose.scale
-        zi = np.nonzero(np.abs(z - w[2]) <= r)[0]
-        for k in zi:
-            rr = r**2 - (z[k] - w[2]) ** 2
-            inside = (x[None, :] - w[0]) ** 2 + (y[:, None] - w[1]) ** 2 <= rr
-            out[k][inside] = np.maximum(out[k][inside], atten * scanner.MU_WATER_PER_MM)
-    return out
-
-
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: tuple[float, ...]
                   ) -> np.ndarray:
     """Unit-variance Gaussian noise smoothed with a Gaussian of ``sigma_vox`` voxels (float32)."""
@@ -424,7 +363,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma_vox: t
 
 def generate_case(
     seed: int, profile: str = "cpu", case_id: str = "", noise_hu: float = DEFAULT_NOISE_HU,
-    artefacts: bool = True,
+    artefacts: bool = True, annotator: bool = True,
 ) -> Case:
     """Generate one phantom CT with its 22-organ label map.
 
@@ -436,6 +375,8 @@ def generate_case(
             (0..200; default 20); each slice scales it with its own diameter.
         artefacts: Simulate the metal streaks and the band between the petrous bones (False: the same
             case without them, every other array value drawn identically; for tests and figures).
+        annotator: Displace the label boundaries as an annotator would (False: labels follow the
+            tissue exactly; the image and the annotator's organ limits are unchanged).
 
     Returns:
         A :class:`~sepnet_core.data.io.Case`: ``image`` float32 (z, y, x) whole-number HU in
@@ -463,6 +404,8 @@ def generate_case(
     fields = [ElasticField(streams[1], lo, hi, ELASTIC_MM),
               ElasticField(streams[4], lo, hi, COARSE_ELASTIC[0], node_mm=COARSE_ELASTIC[1])]
     annotation = ElasticField(streams[5], lo, hi, ANNOTATION_MM[0], node_mm=ANNOTATION_MM[1])
+    if not annotator:
+        annotation = None
     mean_hu, texture_hu, label = rasterise(params, fields, prof.chunk_slices, annotation)
     sz, sy, sx = grid.spacing_mm
     texture = _smooth_noise(streams[2], grid.shape, (TEXTURE_MM / sz, TEXTURE_MM / sy, TEXTURE_MM / sx))
@@ -476,7 +419,7 @@ def generate_case(
     if artefacts:
         for k in np.nonzero(metal.any(axis=(1, 2)))[0]:
             image[k] += scanner.metal_streaks(metal[k], sx, streams[6])
-        image += _petrous_band(params)
+        image += petrous_band(params)
     if noise_hu > 0:
         scale = scanner.noise_scale(scanner.water_diameter_mm(image, sx)).astype(np.float32)
         level = np.float32(noise_hu) * scale
@@ -486,10 +429,3 @@ def generate_case(
     geometry = Geometry(shape=grid.shape, spacing_mm=grid.spacing_mm, origin=grid.origin)
     return Case(case_id=case_id, image=image, label=label, geometry=geometry)
 
-
-def _petrous_band(params: CaseParams) -> np.ndarray:
-    """The dark band between the petrous bones on the case's grid, HU."""
-    grid = params.grid
-    left, right = params.pose.forward(np.array([[33.0, 2.0, -1.0], [-33.0, 2.0, -1.0]]))
-    z = grid.origin[2] + grid.spacing_mm[0] * np.arange(grid.shape[0])
-    return scanner.petrous_band(grid.shape, (z, grid.axis("y"), grid.axis("x")), left, right, params.band_hu)
