@@ -26,9 +26,15 @@ def rotation_z(degrees: float) -> tuple[float, ...]:
     return (c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0)
 
 
-def phantom_ct(seed: int = 0, slices: slice = slice(30, 58)) -> tuple[np.ndarray, np.ndarray]:
-    """A smoke-profile phantom cut to 28 slices holding all 22 organs: (HU int16, labels)."""
+def phantom_ct(seed: int = 0, slices: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A smoke-profile phantom cut to ``slices``, by default 28 slices holding all 22 organs: (HU int16,
+    labels)."""
     case = generate_case(seed, profile="smoke")
+    if slices is None:  # from the lowest organ's last slice to the highest organ's first, widened to 28
+        spans = [np.nonzero((case.label == v).any(axis=(1, 2)))[0] for v in range(1, 23)]
+        lo, hi = min(int(s[-1]) for s in spans), max(int(s[0]) for s in spans) + 1
+        start = max(0, min(lo - (28 - (hi - lo)) // 2, case.label.shape[0] - 28))
+        slices = slice(start, start + 28)
     return case.image[slices].astype(np.int16), case.label[slices].copy()
 
 

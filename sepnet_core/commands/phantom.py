@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="parallel processes (default: min(2, CPU count))")
     parser.add_argument("--noise-hu", type=float, default=DEFAULT_NOISE_HU,
-                        help="standard deviation of the CT noise in HU, 0..200 "
+                        help="standard deviation of the CT noise in HU at a water-equivalent "
+                             "diameter of 160 mm (each slice scales it with its own), 0..200 "
                              f"(default: {DEFAULT_NOISE_HU:g})")
     parser.add_argument("--preview", action="store_true",
                         help="also write OUT_DIR/preview.png of the first case")

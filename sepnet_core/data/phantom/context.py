@@ -11,8 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from sepnet_core.data.phantom.anatomy import CORD_LINE, Layer, Variation, side_point, stem_line
-from sepnet_core.data.phantom.shapes import Ellipsoid, Loft, Region, Shape, rotation, tube
+from sepnet_core.data.phantom.anatomy import (
+    CONDYLE,
+    CORD_LINE,
+    Layer,
+    Variation,
+    jaw_rotation,
+    side_point,
+    stem_line,
+    sylvian_z,
+)
+from sepnet_core.data.phantom.shapes import Ellipsoid, Loft, Region, Shape, rotation, tube, warp
 from sepnet_core.data.phantom.tissues import TISSUE_ID
 
 __all__ = ["SKULL_CENTRE", "SKULL_RADII", "BODY_ROWS", "cranial_floor", "context_layers", "couch_layers",
@@ -172,7 +181,7 @@ def context_layers(v: Variation) -> tuple[list[Layer], list[Layer]]:
     _spine(add)
     _chest(add)
     after: list[Layer] = []
-    after.append(Layer(_teeth(), _t("tooth")))
+    after.append(Layer(_teeth(v), _t("tooth"), head=True))
     for side in (1, -1):
         canal = tube([side_point(side, *q) for q in ((78, 4, -5), (62, 2, -4), (47, 1, -3))],
                      [(4.0, 3.5)] * 3, hints=(0, 0, 1), step_mm=4.0)
@@ -233,11 +242,16 @@ def _skull_and_brain(v: Variation, add) -> None:
          Ellipsoid((0, 33, 10), (5 * k, 3.5 * k, 8 * k)),  # fourth ventricle
          Ellipsoid((0, -8, 46), (2.5 * k, 9, 7)),  # third ventricle
          Ellipsoid((0, 45, -20), (14 * k, 12 * k, 8 * k), keep=[_above_floor(0.5)])], "csf")  # cisterna magna
+    inner_skull = _skull(inner + 1.0).inside
     for s in (1, -1):
         add([Ellipsoid(side_point(s, 11, -2, 52), (6 * k, 28, 9 * k), rot=rotation(rz_deg=-s * 8).T),
-             Ellipsoid(side_point(s, 38, -22, 30), (18, 1.6 * k, 9),
-                       rot=rotation(rx_deg=-40, rz_deg=s * 10).T)],
-            "csf")  # lateral ventricles, Sylvian fissures
+             Ellipsoid(side_point(s, 30, -4, 13), (2.2 * k, 15, 2.6 * k), rot=rotation(rz_deg=-s * 15).T),
+             Ellipsoid(side_point(s, 14.0, 12, 12), (1.0 * k, 14, 11), rot=rotation(rz_deg=s * 20).T)],
+            "csf")  # lateral ventricles, temporal horns, ambient cisterns
+    half = np.float32(0.9 + 0.8 * k)
+    fissure = lambda x, y, z: np.abs(z - sylvian_z(y) - half) < half  # noqa: E731
+    add([Region((-68, -48, 10), (68, 22, 60), lambda x, y, z: fissure(x, y, z) & (np.abs(x) > 26),
+                keep=[inner_skull])], "csf")  # Sylvian fissures, above the temporal lobes
     for s in (1, -1):
         axis = rotation(rz_deg=-s * 32).T
         add([Ellipsoid(side_point(s, 50, 17, -14), (10, 11, 13))], "mastoid")
@@ -252,8 +266,8 @@ def _face(add) -> None:
     add(tube(upper_arch, [(5.5, 5.0)] * len(upper_arch), hints=(0, 0, 1), step_mm=4.0), "cancellous")
     add([Ellipsoid((0, -68, -8), (13, 27, 26), power=3.0)], "cortical")  # nasal cavity walls
     for s in (1, -1):
-        add([Ellipsoid(side_point(s, 46, -70, 0), (8, 8, 12))], "cortical")  # zygoma
-        add([Ellipsoid(side_point(s, 46, -70, 0), (6, 6, 10))], "cancellous")
+        add([Ellipsoid(side_point(s, 46, -64, 0), (8, 8, 12))], "cortical")  # zygoma
+        add([Ellipsoid(side_point(s, 46, -64, 0), (6, 6, 10))], "cancellous")
     add([Ellipsoid((0, -20, 2), (15, 18, 12))], "cortical")  # sphenoid body
     add([Ellipsoid((0, -70, 17), (11, 20, 8))], "mastoid")  # ethmoid cells
     add([Ellipsoid((0, -25, 2), (11, 11, 8)), Ellipsoid((0, -68, -8), (11, 25, 24), power=3.0),
@@ -269,10 +283,12 @@ def _face(add) -> None:
     for s in (1, -1):  # orbit walls, orbital fat, recti, eyelids
         apex, rim = side_point(s, 14, -32, 20), side_point(s, 34, -88, 17)
         inside_body = Loft(BODY_ROWS, inset=3.0).inside
+        rim_cut = lambda x, y, z: y > np.float32(-88.0) + np.float32(18.0) * np.clip(  # noqa: E731
+            (np.abs(x) - np.float32(30.0)) / np.float32(16.0), 0.0, 1.0)  # the lateral rim lies further back
         add(tube([apex, rim], [(5.0, 5.0), (19.5, 17.5)], hints=(1, 0, 0), caps=("round", "flat"),
-                 keep=[inside_body]), "cortical")
+                 keep=[inside_body, rim_cut]), "cortical")
         add(tube([apex, rim], [(3.5, 3.5), (18, 16)], hints=(1, 0, 0), caps=("round", "flat"),
-                 keep=[inside_body]), "orbital_fat")
+                 keep=[inside_body, rim_cut]), "orbital_fat")
         for d in ((s, 0, 0), (-s, 0, 0), (0, 0, 1), (0, 0, -1)):
             end = side_point(s, 31.5, -70, 17) + 11.5 * np.array(d, float)
             start = apex + 2.5 * np.array(d, float)
@@ -301,11 +317,19 @@ UPPER_ARCH = ((-36, -26, -44), (-30, -44, -44.5), (-20, -62, -44.5), (-9, -74, -
 """Centre line of the upper dental arch (x, y, z), mm; the lower arch is 2.5 mm behind, 14 mm lower."""
 
 
-def _teeth() -> list[Shape]:
-    upper = list(UPPER_ARCH)
-    lower = [(x, y + 2.5, -58.5) for x, y, _ in upper]
-    return (tube(upper, [(6.5, 4.2)] * 9, hints=(0, 0, 1), step_mm=3.0)
-            + tube(lower, [(6.5, 4.2)] * 9, hints=(0, 0, 1), step_mm=3.0))
+def lower_arch(v: Variation | None = None) -> list[tuple[float, float, float]]:
+    """Centre line of the lower dental arch (x, y, z), mm, turned with the opening jaw."""
+    lower = np.array([(x, y + 2.5, -58.5) for x, y, _ in UPPER_ARCH])
+    if v is None or v.jaw_deg == 0.0:
+        return [tuple(q) for q in lower]
+    centre = np.array([0.0, CONDYLE[1], CONDYLE[2]])
+    return [tuple(q) for q in (lower - centre) @ jaw_rotation(v).T + centre]
+
+
+def _teeth(v: Variation | None = None) -> list[Shape]:
+    return (tube(list(UPPER_ARCH), [(6.5, 4.2)] * 9, hints=(0, 0, 1), step_mm=3.0)
+            + warp(tube(lower_arch(), [(6.5, 4.2)] * 9, hints=(0, 0, 1), step_mm=3.0),
+                   (0.0, CONDYLE[1], CONDYLE[2]), None if v is None else jaw_rotation(v)))
 
 
 SPINE_LEVELS = (-42, -60, -78, -96, -114, -132, -150, -169, -189, -210, -232, -255, -279, -303, -328, -354,

@@ -17,7 +17,7 @@ import numpy as np
 from sepnet_core.fileio import atomic_write
 from sepnet_core.organs import NUM_CLASSES, colour_table, organ_by_id
 
-__all__ = ["preview_case", "best_slices", "SOFT_TISSUE_WINDOW"]
+__all__ = ["preview_case", "gallery", "write_gallery", "best_slices", "SOFT_TISSUE_WINDOW"]
 
 SOFT_TISSUE_WINDOW = (40.0, 400.0)
 """(level, width) of the display window, HU."""
@@ -152,3 +152,106 @@ def preview_case(
     with atomic_write(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", facecolor="white", metadata={"Software": None})
     return path
+
+
+def gallery(
+    cases: Sequence,
+    path: str | os.PathLike[str],
+    titles: Sequence[str] | None = None,
+    overwrite: bool = False,
+    panel_in: float = 2.2,
+    dpi: int = 100,
+) -> Path:
+    """Save a PNG of several cases side by side: one column per case, rows axial, coronal and sagittal,
+    each organ drawn as a contour in its colour on the CT (soft-tissue window).
+
+    Every view shows the whole field of view of the case as stored (voxel space, pixel aspect from the
+    spacing), through the slice holding the most organs, so the figure shows what a network sees:
+    where the anatomy lies in the grid, how big it is, what is cut off.
+
+    Args:
+        cases: Objects with ``image`` (z, y, x) HU, ``label`` (z, y, x) 0..22 and
+            ``geometry.spacing_mm`` (:class:`~sepnet_core.data.io.Case`).
+        path: Destination ``.png`` (written atomically).
+        titles: One title per case; default the case ids.
+        overwrite: Replace an existing file.
+        panel_in: Width of one panel, inches.
+        dpi: Pixels per inch.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ValueError: No cases, or titles of the wrong length.
+        FileExistsError: ``path`` exists and ``overwrite`` is false.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cases = list(cases)
+    if not cases:
+        raise ValueError("gallery needs at least one case")
+    if titles is not None and len(titles) != len(cases):
+        raise ValueError(f"{len(titles)} titles for {len(cases)} cases")
+    if titles is None:
+        titles = [str(getattr(c, "case_id", i)) for i, c in enumerate(cases)]
+    level, width = SOFT_TISSUE_WINDOW
+    colours = colour_table()
+    fig = Figure(figsize=(panel_in * len(cases), panel_in * 3 + 0.4), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(3, len(cases), squeeze=False)
+    for col, (case, title) in enumerate(zip(cases, titles, strict=True)):
+        image, lab = np.asarray(case.image, np.float32), np.asarray(case.label).astype(np.intp)
+        sz, sy, sx = (float(v) for v in case.geometry.spacing_mm)
+        nz, ny, nx = image.shape
+        kz, ky, kx = best_slices(lab)
+        views = [(image[kz], lab[kz], (0, nx * sx, ny * sy, 0)),
+                 (image[::-1, ky, :], lab[::-1, ky, :], (0, nx * sx, 0, nz * sz)),
+                 (image[::-1, :, kx], lab[::-1, :, kx], (0, ny * sy, 0, nz * sz))]
+        for row, (ct, lb, extent) in enumerate(views):
+            ax = axes[row, col]
+            ax.imshow(ct, cmap="gray", vmin=level - width / 2, vmax=level + width / 2, extent=extent,
+                      interpolation="nearest", origin="upper")
+            h, w = lb.shape
+            ys = extent[3] + (np.arange(h) + 0.5) * (extent[2] - extent[3]) / h  # origin='upper'
+            xs = extent[0] + (np.arange(w) + 0.5) * (extent[1] - extent[0]) / w
+            for value in np.unique(lb):
+                if value > 0:
+                    ax.contour(xs, ys, (lb == value).astype(np.float32), levels=[0.5],
+                               colors=[colours[value]], linewidths=0.8)
+            ax.set_xlim(extent[0], extent[1])
+            ax.set_ylim(min(extent[2], extent[3]), max(extent[2], extent[3]))
+            if row == 0:
+                ax.invert_yaxis()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    fig.suptitle("axial / coronal / sagittal through the slice with the most organs (whole field of view)",
+                 fontsize=9)
+    path = Path(path)
+    with atomic_write(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", facecolor="white", metadata={"Software": None})
+    return path
+
+
+def write_gallery(path: str | os.PathLike[str] = "figures/phantom/gallery_cpu.png", profile: str = "cpu",
+                  cases: int = 8, seed: int = 0, overwrite: bool = True) -> Path:
+    """Generate ``cases`` phantom cases (as ``sepnet phantom --seed SEED --profile PROFILE``) and save
+    their :func:`gallery`. The figure of ``docs/phantom.md``::
+
+        .venv/bin/python -c "from sepnet_core.data.phantom.preview import write_gallery; write_gallery()"
+    """
+    from sepnet_core.data.phantom.dataset import case_name, case_seed
+    from sepnet_core.data.phantom.generator import case_params, generate_case
+
+    items, titles = [], []
+    for i in range(cases):
+        s = case_seed(seed, i)
+        items.append(generate_case(s, profile, case_name(i)))
+        p = case_params(s, profile)
+        notes = [f"{p.grid.spacing_mm[1]:.2f} mm"] + (["metal"] if p.fillings else []) + (
+            [f"cut {p.cutoff}"] if p.cutoff else [])
+        titles.append(f"{case_name(i)} ({', '.join(notes)})")
+    return gallery(items, path, titles=titles, overwrite=overwrite)
+

@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-__all__ = ["Shape", "Ellipsoid", "Segment", "Loft", "Region", "tube", "rotation", "Condition"]
+__all__ = ["Shape", "Ellipsoid", "Segment", "Loft", "Region", "Warped", "warp", "tube", "rotation",
+           "Condition"]
 
 Condition = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 """A keep-condition: ``f(x, y, z) -> bool array`` of the coordinates' shape."""
@@ -284,3 +285,42 @@ class Region(Shape):
         lo, hi = self.lo.astype(np.float32), self.hi.astype(np.float32)
         box = ((x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1]) & (z >= lo[2]) & (z <= hi[2]))
         return box & np.asarray(self.func(x, y, z), dtype=bool)
+
+
+class Warped(Shape):
+    """A shape moved by an affine map: the point ``p`` is inside when ``M p + o`` is inside ``shape``
+    (built from a linear map ``A`` about a centre ``c``: ``M = A^-1``, ``o = c - A^-1 c``; nested
+    warps are composed into one).
+
+    Args:
+        shape: The shape in its own (unwarped) position.
+        centre: Fixed point of the map (x, y, z), mm.
+        linear: (3, 3) matrix ``A`` (canonical -> warped), invertible.
+    """
+
+    def __init__(self, shape: Shape, centre: Sequence[float], linear: np.ndarray) -> None:
+        c = np.asarray(centre, np.float64)
+        inverse = np.linalg.inv(np.asarray(linear, np.float64))
+        matrix, offset = inverse, c - inverse @ c
+        corners = np.array([[a, b, z] for a in (shape.lo[0], shape.hi[0]) for b in (shape.lo[1], shape.hi[1])
+                            for z in (shape.lo[2], shape.hi[2])])
+        moved = (corners - c) @ np.asarray(linear, np.float64).T + c
+        if isinstance(shape, Warped):  # p -> M1 (M2 p + o2) + o1
+            matrix, offset = shape.matrix @ matrix, shape.matrix @ offset + shape.offset
+            shape = shape.shape
+        self.shape, self.matrix, self.offset = shape, matrix, offset
+        self.keep = ()
+        self.lo, self.hi = moved.min(axis=0), moved.max(axis=0)
+
+    def _solid(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        m, o = self.matrix.astype(np.float32), self.offset.astype(np.float32)
+        back = [m[i, 0] * x + m[i, 1] * y + m[i, 2] * z + o[i] for i in range(3)]
+        return self.shape.inside(*back)
+
+
+def warp(shapes: Sequence[Shape], centre: Sequence[float], linear: np.ndarray | None) -> list[Shape]:
+    """Every shape of ``shapes`` wrapped in :class:`Warped` (the list unchanged when ``linear`` is None
+    or the identity)."""
+    if linear is None or np.allclose(linear, np.eye(3)):
+        return list(shapes)
+    return [Warped(shape, centre, linear) for shape in shapes]
