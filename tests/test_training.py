@@ -99,7 +99,7 @@ def reference_run(data_root, tmp_path_factory):
 # ---------------------------------------------------------------------------------------- config
 def test_paper_preset_is_the_reference_setting():
     cfg = preset("paper")
-    assert cfg == TrainConfig()
+    assert cfg == TrainConfig(validate_every=10)  # the dataclass defaults but for validation (ours)
     assert cfg.model == ModelConfig(name="sepnet", base=24)
     assert (cfg.intensity, cfg.loss, cfg.alpha) == ("slf1", "ath", 1.0)
     assert cfg.optim == OptimConfig(lr=1e-3, weight_decay=1e-8, step_every_epochs=10, gamma=0.9)
@@ -108,7 +108,8 @@ def test_paper_preset_is_the_reference_setting():
     assert (cfg.data.sampling, cfg.data.augment_flip) == ("uniform", False)
     assert (cfg.val_mode, cfg.select_by) == ("reference", "mean_dice")
     assert cfg.optim.schedule == "step" and cfg.dice_weighting == "reference"
-    assert validation_epochs(cfg) == list(range(1, 401))  # every epoch, as the reference code
+    # every 10 epochs (ours; the reference validates every epoch), the last epoch included
+    assert validation_epochs(cfg) == list(range(10, 401, 10))
 
 
 def test_cpu_preset_learns_with_the_papers_loss_a_poly_schedule_and_a_learning_curve():
@@ -147,6 +148,15 @@ def test_old_boolean_amp_reads_as_a_mode():
     assert TrainConfig.from_dict({**data, "amp": False}).amp == "off"
     assert apply_overrides(preset("smoke"), ["amp=false"]).amp == "off"
     assert apply_overrides(preset("smoke", amp="off"), ["amp=true"]).amp == "auto"
+
+
+def test_removed_num_workers_key_reads_only_as_its_old_no_op_default():
+    data = preset("smoke").to_dict()
+    assert TrainConfig.from_dict({**data, "num_workers": 0}) == preset("smoke")
+    with pytest.raises(ValueError, match="num_workers=2: the setting was removed"):
+        TrainConfig.from_dict({**data, "num_workers": 2})
+    with pytest.raises(ValueError, match="unknown config key"):
+        apply_overrides(preset("smoke"), ["num_workers=0"])
 
 
 @pytest.mark.parametrize("name", ["paper", "cpu", "smoke"])

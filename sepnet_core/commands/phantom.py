@@ -21,9 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Write OUT_DIR/<split>/phantom_NNN/data.nii.gz (CT, int16 HU) and label.nii.gz (uint8, "
             "organ labels 1..22) plus OUT_DIR/dataset.json. Profiles: 'cpu' = 128 x 128 pixels of "
-            "about 2 mm, 3 mm slices, about 55-70 slices (trains on a laptop CPU); 'structseg' = "
+            "1.8-2.4 mm, 3 mm slices, about 50-90 slices (trains on a laptop CPU); 'structseg' = "
             "512 x 512 pixels of about 1 mm, 3 mm slices, 100-150 slices (like StructSeg 2019); "
-            "'smoke' = 64 x 64 pixels of about 4 mm (CI)."
+            "'smoke' = 64 x 64 pixels of 3.6-4.8 mm (CI)."
         ),
         allow_abbrev=False,
     )

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "val_points=8")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out from last.pt (its config.json is the base "
-                             "config; only epochs, device, amp, num_workers, validate_every, val_points "
+                             "config; only epochs, device, amp, validate_every, val_points "
                              "and data.data_root may change)")
     parser.add_argument("--force", action="store_true",
                         help="start a new run even if --out already holds one (its run files are replaced)")

@@ -38,7 +38,6 @@ import math
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,7 +70,7 @@ logger = logging.getLogger(__name__)
 RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", SUMMARY_NAME)
 """Files a run folder holds (``summary.json`` only once the run has finished)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
-    "epochs", "device", "amp", "num_workers", "validate_every", "val_points", "data.data_root", "compile",
+    "epochs", "device", "amp", "validate_every", "val_points", "data.data_root", "compile",
     "dist_timeout_s",
 )
 """Config keys that may differ between a stopped run and its resumption (e.g. to extend a run)."""
@@ -161,6 +160,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _config_change(saved: dict[str, Any], config: TrainConfig, source: Path) -> None:
     """Raise if ``config`` differs from a saved config dict in a key outside :data:`RESUMABLE_KEYS`."""
     before, after = _flatten(saved), _flatten(config.to_dict())
+    if before.get("num_workers") == 0:  # the removed no-op key of older runs (config._legacy_num_workers)
+        del before["num_workers"]
     differ = sorted(k for k in set(before) | set(after)
                     if k not in RESUMABLE_KEYS and before.get(k) != after.get(k))
     if differ:
@@ -273,9 +274,6 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
 
     # ---- seeds, model
     amp = use_bf16(config.amp, device)  # bf16 autocast (sepnet_core.training.precision)
-    if config.num_workers:
-        warnings.warn(f"num_workers={config.num_workers} has no effect: patches are cut in the main "
-                      "process from volumes held in memory", stacklevel=3)
     seed_everything(config.seed)
     model = config.model.build().to(device)  # identical initial weights on every rank
     if device.type == "cuda":  # once, so the fast path's per-call weight layout copies are no-ops
