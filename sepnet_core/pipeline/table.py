@@ -97,6 +97,17 @@ PROFILES: dict[str, Profile] = {
         phantom_profile="smoke",
         phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
     ),
+    # Budget of the cpu chain (issue 14: at most 4 hours on a 2-core machine, 2 stages at a time, one
+    # thread each). 25 training stages: the 6 CLAIM_RUNS x 3 seeds, the 2 seeds of the intended Dice
+    # weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores shared, 20:2x UTC
+    # 2026-12-06, other jobs running, so on the slow side): a cpu-preset step (b=8, batch 2 of 16x64x64,
+    # one thread, two runs at once) 0.82 s (epochs of 30 steps in 24-25 s); validation 3.8 s per case
+    # (12 points x 4 valid cases = 180 s a run); test inference 4.2 s per 128x128 phantom case
+    # (evaluate_split, gaussian windows; 20 cases = 84 s a run); ~20 s of notebook start-up. So one
+    # training stage of N steps takes ~0.82 N + 284 s, and the chain about
+    #     ceil(25 / 2) x (0.82 N + 284 s) + ~20 min (data + atlas, ensemble of 6 on 20 cases, the rest),
+    # i.e. 2.4 h at N = 360, 4.0 h at N = 900 (the most steps the 4-hour budget allows), 8.5 h at
+    # N = 2400. CPU_TRAIN_STEPS (sepnet_core.training.config) is the one setting that moves it.
     "cpu": Profile(
         name="cpu",
         description="default of `make book`: the phantom's cpu profile, about 4 hours on a 2-core CPU",
@@ -300,13 +311,16 @@ def stages_for_profile(
       ``phantom_cases`` ({split: count}), ``phantom_seed``;
     - ``intensity``: ``data_dir``;
     - ``train_<run>_s<seed>``: ``run`` (``<run>_s<seed>``), ``model``, ``intensity``, ``loss``, ``alpha``,
-      ``seed``, ``preset``, ``overrides``, ``data_dir``, ``run_dir`` (checkpoints, under ``work/``),
-      ``nproc``;
+      ``seed``, ``preset``, ``overrides``, ``data_dir``, ``data_results`` (the data stage's results, for
+      the atlas score of the gate), ``run_dir`` (checkpoints, under ``work/``), ``nproc``;
     - ablations: ``runs`` ({label: [results folder of each training stage]}), ``baseline`` (results
       folders of :data:`BASELINE_RUN`'s seeds); they read committed results only;
-    - ``ensemble``: ``members`` (run folders with ``best.pt``), ``data_dir``, ``baseline``;
+    - ``ensemble``: ``members`` (run folders with ``best.pt``), ``arms`` ({label: run folder} of
+      :data:`ENSEMBLE_ARMS`, first seed), ``data_dir``, ``baseline``, ``data_kind``;
     - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
-      "structseg");
+      "structseg"); for the trained-model gate ``train_results`` ({run id: results folder} of every
+      training stage), ``data_results`` (the atlas score), ``configs`` ({config label of the ablations:
+      its run ids}); for the headline figure ``members`` and ``data_dir``;
     - ``performance``: ``quick``; ``benchmarks``: ``benchmarks_dir``, ``tables``
       (:func:`benchmark_fingerprint`); ``reproducibility``: ``records_dir``, ``profile_description``.
 
@@ -386,6 +400,7 @@ def stages_for_profile(
                     "preset": prof.train_preset,
                     "overrides": [*prof.train_overrides, *run.overrides],
                     "data_dir": data_dir,
+                    "data_results": layout.results_dir("data"),
                     "run_dir": run_dir,
                     "nproc": nproc,
                 },
