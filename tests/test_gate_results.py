@@ -70,3 +70,39 @@ def test_gate_from_folders_and_by_config(tmp_path):
     assert gate["good_s1"] and not gate["everywhere_s0"]
     assert not gate_by_config(table, members=["good_s0", "everywhere_s0"])["ensemble"]
     assert "ensemble" not in gate_by_config(table)
+
+
+def test_curve_panels_one_per_configuration(tmp_path):
+    from sepnet_core.analysis.curves import plot_curve_panels, read_curve
+
+    a = read_curve(write_run(tmp_path / "a_s0", FLAT, (1.0,)))
+    b = read_curve(write_run(tmp_path / "a_s1", RISING, (1.0,)))
+    fig = plot_curve_panels({"config a": {"s0": a, "s1": b}, "config b": {"s0": b}, "config c": {"s0": a}},
+                            columns=2, dice_threshold=0.65)
+    assert len(fig.axes) == 3  # the fourth grid cell is removed
+    assert [ax.get_title() for ax in fig.axes] == ["config a", "config b", "config c"]
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3 and list(lines[1].get_ydata()) == RISING  # two runs + the threshold
+    with pytest.raises(ValueError, match="without runs"):
+        plot_curve_panels({"x": {}})
+
+
+def test_headline_figure_draws_contours_and_uncertainty():
+    import numpy as np
+
+    from sepnet_core.analysis.reader import reference_slices
+    from sepnet_core.analysis.slice_plots import headline_figure
+
+    ref = np.zeros((6, 20, 20), dtype=np.uint8)
+    ref[2:5, 5:9, 4:8] = 2   # eye_l
+    ref[1:5, 10:15, 3:7] = 12  # parotid_l
+    ref[0:6, 8:12, 9:12] = 1  # brain stem
+    pred = np.roll(ref, 1, axis=2)
+    unc = np.where(pred != ref, 0.69, 0.0)
+    image = np.where(ref > 0, 40.0, -1000.0)
+    views = reference_slices(ref)[1:]
+    fig = headline_figure(image, ref, pred, unc, views, (3.0, 1.0, 1.0), title="case")
+    assert len(fig.axes) == 2 * 2 + 1  # two panels per view and the colour bar
+    assert "uncertainty" in fig.axes[1].get_title() and "dashed" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="one shape"):
+        headline_figure(image, ref, pred[:3], unc, views, (3.0, 1.0, 1.0))
