@@ -106,3 +106,18 @@ def test_headline_figure_draws_contours_and_uncertainty():
     assert "uncertainty" in fig.axes[1].get_title() and "dashed" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="one shape"):
         headline_figure(image, ref, pred[:3], unc, views, (3.0, 1.0, 1.0))
+
+
+def test_gate_groups_of_an_ablation_page(tmp_path):
+    from sepnet_core.analysis.gate import gate_groups
+
+    good = [write_run(tmp_path / f"train_good_s{s}", FLAT, (1.0,)) for s in (0, 1)]
+    bad = write_run(tmp_path / "train_bad_s0", RISING, (1.0,))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "atlas_baseline.json").write_text(json.dumps({"mean_dice": 0.3}))
+    table, gate = gate_groups({"A": good, "B": [bad], "A again": good[:1]}, data)
+    assert list(table["run"]) == ["good_s0", "good_s1", "bad_s0"]  # each run once
+    assert gate == {"good_s0": True, "good_s1": True, "bad_s0": False, "A": True, "B": False, "A again": True}
+    table, gate = gate_groups({"A": good}, None)  # no atlas: (b) cannot pass
+    assert not gate["A"] and "no atlas" in table["verdict"].iloc[0]

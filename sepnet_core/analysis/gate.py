@@ -39,7 +39,7 @@ import pandas as pd
 
 __all__ = [
     "GateThresholds", "GATE", "GATE_COLUMNS", "ATLAS_FILE", "curve_gain", "foreground_volumes", "gate_run",
-    "gate_runs", "read_atlas_dice", "gate_result_folders", "gate_by_config",
+    "gate_runs", "read_atlas_dice", "gate_result_folders", "gate_by_config", "gate_groups",
 ]
 
 
@@ -277,3 +277,25 @@ def gate_by_config(table: pd.DataFrame, configs: Mapping[str, Sequence[str]] | N
     if members:
         gate["ensemble"] = all(passed.get(r, False) for r in members)
     return gate
+
+
+def gate_groups(groups: Mapping[str, Sequence[str | os.PathLike[str]]],
+                data_results: str | os.PathLike[str] | None) -> tuple[pd.DataFrame, dict[str, bool]]:
+    """The gate of an ablation page: its groups of training results folders and the data stage's atlas.
+
+    Args:
+        groups: Config label -> results folders of its training stages (``results/<profile>/train_<run id>``,
+            the ablation stages' ``runs`` parameter).
+        data_results: The data stage's results folder (:func:`read_atlas_dice`), or None.
+
+    Returns:
+        ``(table, gate)``: :func:`gate_result_folders`'s table of every run (once each) and
+        :func:`gate_by_config`'s ``{run id / label: passed}``, to pass as ``compare(..., gate=gate)``.
+    """
+    def run_id(folder: str | os.PathLike[str]) -> str:
+        return Path(folder).name.removeprefix("train_")
+
+    folders = {run_id(f): f for runs in groups.values() for f in runs}
+    atlas = read_atlas_dice(data_results) if data_results else None
+    table = gate_result_folders(folders, atlas)
+    return table, gate_by_config(table, {label: [run_id(f) for f in runs] for label, runs in groups.items()})

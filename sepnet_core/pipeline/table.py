@@ -314,7 +314,8 @@ def stages_for_profile(
       ``seed``, ``preset``, ``overrides``, ``data_dir``, ``data_results`` (the data stage's results, for
       the atlas score of the gate), ``run_dir`` (checkpoints, under ``work/``), ``nproc``;
     - ablations: ``runs`` ({label: [results folder of each training stage]}), ``baseline`` (results
-      folders of :data:`BASELINE_RUN`'s seeds); they read committed results only;
+      folders of :data:`BASELINE_RUN`'s seeds), ``data_results`` (the atlas score of the gate); they
+      read committed results only;
     - ``ensemble``: ``members`` (run folders with ``best.pt``), ``arms`` ({label: run folder} of
       :data:`ENSEMBLE_ARMS`, first seed), ``data_dir``, ``baseline``, ``data_kind``;
     - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
@@ -424,7 +425,7 @@ def stages_for_profile(
         trained = [s for runs in groups.values() for r in runs for s in train_stages[r]]
         # Ablations read the committed results of the training stages, never their checkpoints.
         stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]),
-                            {"runs": dirs, "baseline": baseline},
+                            {"runs": dirs, "baseline": baseline, "data_results": layout.results_dir("data")},
                             depends_on=deps(trained, train_stages[BASELINE_RUN]), uses_products=False))
     members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
     arms = {label: run_dirs[r][0] for label, r in ENSEMBLE_ARMS.items() if r in run_dirs}
