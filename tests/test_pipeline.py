@@ -472,6 +472,8 @@ def test_seeds_per_run_follow_the_claim_rule():
     intended = stages["train_sepnet_slf1_ath1_intended_s1"]
     assert intended.parameters["overrides"] == ["dice_weighting=intended"]
     assert intended.parameters["seed"] == 1
+    assert intended.parameters["data_results"] == "results/cpu/data"  # the atlas score of its gate
+    assert stages["ablation_loss"].parameters["data_results"] == "results/cpu/data"
     loss = stages["ablation_loss"].parameters["runs"]
     assert loss["ATH alpha=1, intended Dice weighting"] == [
         f"results/cpu/train_sepnet_slf1_ath1_intended_s{s}" for s in (0, 1)]
