@@ -36,7 +36,7 @@ from sepnet_core.pipeline import (
     template_fingerprint,
     topological_order,
 )
-from sepnet_core.pipeline.table import BASELINE_RUN
+from sepnet_core.pipeline.table import BASELINE_RUN, CLAIM_RUNS, ENSEMBLE_ARMS, STUDY_RUNS, seeds_of
 
 PROFILE = "test"
 CODE = "code-hash-for-tests"
@@ -359,29 +359,30 @@ def test_profile_tables_are_consistent(profile):
     assert len(names) == len(set(names)) and len({s.output for s in stages}) == len(stages)
     assert names[0] == "data" and names[-1] == "reproducibility"
     train = [s for s in stages if s.name.startswith("train_")]
-    skipped = PROFILES[profile].skip_runs
-    assert len(TRAIN_RUNS) == 13
-    assert len(train) == (len(TRAIN_RUNS) - len(skipped)) * len(seeds) + len(baseline) - len(seeds)
+    assert len(TRAIN_RUNS) == 14
+    assert len(train) == {"smoke": 15, "cpu": 25}[profile]
     assert all(s.depends_on == ("data",) and s.parameters["preset"] == profile for s in train)
     assert set(baseline) <= {s.name for s in train}
     by_name = {s.name: s for s in stages}
     # Stages that evaluate checkpoints read the data too: they depend on it directly, so that a missing
     # phantom is regenerated before they run.
     members = tuple(f"train_{r}_s{seeds[0]}" for r in ENSEMBLE_MEMBERS)
-    assert by_name["ensemble"].depends_on == ("data", *members, *(b for b in baseline if b not in members))
-    assert set(by_name["ablation_network"].depends_on) == {"data", *baseline,
-                                                           f"train_unet_slf1_ath1_s{seeds[0]}"}
-    windows = {"sepnet_soft_tissue_ath1", "sepnet_brain_ath1", "sepnet_bone_ath1"}
-    intensity_runs = 5 - len(windows & set(skipped))  # SLF-2, SLF-3 and the windows (SLF-1 is the baseline)
-    assert len(by_name["ablation_intensity"].depends_on) == 1 + intensity_runs * len(seeds) + len(baseline)
+    arms = (f"train_unet_slf1_ath1_s{seeds[0]}", f"train_sepnet_soft_tissue_ath1_s{seeds[0]}")
+    later = tuple(b for b in baseline if b not in members)
+    assert by_name["ensemble"].depends_on == ("data", *members, *arms, *later)
+    unet = [f"train_unet_slf1_ath1_s{s}" for s in seeds_of("unet_slf1_ath1", profile)]
+    assert set(by_name["ablation_network"].depends_on) == {"data", *baseline, *unet}
+    intensity = [s for s in train if any(w in s.name for w in ("slf2_ath1", "slf3_ath1", "soft_tissue",
+                                                               "brain", "bone"))]
+    assert set(by_name["ablation_intensity"].depends_on) == {"data", *baseline, *(s.name for s in intensity)}
     # Ablations read the committed results of the training stages and of the baseline's seeds.
     network = by_name["ablation_network"]
-    assert network.parameters["runs"]["3D U-Net"] == [f"results/{profile}/train_unet_slf1_ath1_s{seeds[0]}"]
+    assert network.parameters["runs"]["3D U-Net"] == [f"results/{profile}/{s}" for s in unet]
     assert network.parameters["baseline"] == [f"results/{profile}/{b}" for b in baseline]
     assert not network.uses_products and by_name["ensemble"].uses_products
     assert set(by_name["reproducibility"].depends_on) == set(names[:-1])
     assert by_name["data"].products == (f"work/{profile}/data",)
-    assert not by_name["reproducibility"].uses_products and not by_name["summary"].uses_products
+    assert not by_name["reproducibility"].uses_products
     assert by_name["benchmarks"].parameters["benchmarks_dir"] == "results/benchmarks"
 
 
@@ -451,3 +452,62 @@ def test_profile_can_skip_runs_but_not_members_or_the_baseline():
     for bad in ("sepnet_slf2_ath05", BASELINE_RUN, "no_such_run"):
         with pytest.raises(ValueError, match="cannot skip"):
             stages_for_profile(dc_replace(base, skip_runs=(bad,)))
+
+
+def test_seeds_per_run_follow_the_claim_rule():
+    """cpu: 3 seeds for every config a claim compares, 2 for the intended Dice weighting, 1 per other
+    ensemble member; smoke stays small (one seed, two for the baseline's spread)."""
+    cpu = {r.run: seeds_of(r.run, "cpu") for r in TRAIN_RUNS}
+    assert set(CLAIM_RUNS) == {BASELINE_RUN, "unet_slf1_ath1", "sepnet_soft_tissue_ath1", "sepnet_slf1_dice",
+                               "sepnet_slf1_explog", "sepnet_slf1_ath1_bg"}
+    assert all(cpu[r] == (0, 1, 2) for r in CLAIM_RUNS)
+    assert cpu["sepnet_slf1_ath1_intended"] == (0, 1) and STUDY_RUNS == ("sepnet_slf1_ath1_intended",)
+    assert all(cpu[r] == (0,) for r in ENSEMBLE_MEMBERS if r != BASELINE_RUN)
+    assert cpu["sepnet_brain_ath1"] == cpu["sepnet_bone_ath1"] == ()  # skipped in cpu for the budget
+    smoke = {r.run: seeds_of(r.run, "smoke") for r in TRAIN_RUNS}
+    assert smoke[BASELINE_RUN] == (0, 1) and all(s == (0,) for r, s in smoke.items() if r != BASELINE_RUN)
+    stages = {s.name: s for s in stages_for_profile("cpu")}
+    trained = {n.removeprefix("train_") for n in stages if n.startswith("train_")}
+    assert trained == {f"{r}_s{s}" for r, seeds in cpu.items() for s in seeds}
+    intended = stages["train_sepnet_slf1_ath1_intended_s1"]
+    assert intended.parameters["overrides"] == ["dice_weighting=intended"]
+    assert intended.parameters["seed"] == 1
+    assert intended.parameters["data_results"] == "results/cpu/data"  # the atlas score of its gate
+    assert stages["ablation_loss"].parameters["data_results"] == "results/cpu/data"
+    loss = stages["ablation_loss"].parameters["runs"]
+    assert loss["ATH alpha=1, intended Dice weighting"] == [
+        f"results/cpu/train_sepnet_slf1_ath1_intended_s{s}" for s in (0, 1)]
+    assert len(loss["Dice"]) == len(loss["exp-log"]) == len(loss["ATH alpha=1 + background (ours)"]) == 3
+    cases = dict(PROFILES["cpu"].phantom_cases)
+    assert cases["test"] >= 20 and cases["valid"] >= 4 and cases["train"] == 10
+
+
+def test_intended_dice_weighting_override_is_a_valid_config():
+    from sepnet_core.training import apply_overrides
+    from sepnet_core.training import preset as training_preset
+
+    run = next(r for r in TRAIN_RUNS if r.run == "sepnet_slf1_ath1_intended")
+    config = apply_overrides(training_preset("cpu"), list(run.overrides))
+    assert config.dice_weighting == "intended" and training_preset("cpu").dice_weighting == "reference"
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu"])
+def test_ensemble_gets_the_arms_and_summary_gets_the_gate_inputs(profile):
+    stages = {s.name: s for s in stages_for_profile(profile)}
+    ensemble, summary = stages["ensemble"], stages["summary"]
+    assert ensemble.parameters["arms"] == {
+        "3D-SepNet (baseline)": f"work/{profile}/runs/{BASELINE_RUN}_s0",
+        "3D U-Net": f"work/{profile}/runs/unet_slf1_ath1_s0",
+        "window soft tissue": f"work/{profile}/runs/sepnet_soft_tissue_ath1_s0"}
+    assert set(ENSEMBLE_ARMS) == set(ensemble.parameters["arms"])
+    assert {f"train_{r}_s0" for r in ENSEMBLE_ARMS.values()} <= set(ensemble.depends_on)
+    train = sorted(n for n in stages if n.startswith("train_"))
+    assert sorted(summary.parameters["train_results"]) == sorted(n.removeprefix("train_") for n in train)
+    results = summary.parameters["train_results"]
+    assert results[f"{BASELINE_RUN}_s1"] == f"results/{profile}/train_{BASELINE_RUN}_s1"
+    assert summary.parameters["data_results"] == f"results/{profile}/data"
+    assert set(train) <= set(summary.depends_on)
+    configs = summary.parameters["configs"]
+    assert configs["3D U-Net"] == [f"unet_slf1_ath1_s{s}" for s in seeds_of("unet_slf1_ath1", profile)]
+    assert all(r in summary.parameters["train_results"] for runs in configs.values() for r in runs)
+    assert summary.parameters["members"] == [f"work/{profile}/runs/{r}_s0" for r in ENSEMBLE_MEMBERS]

@@ -5,7 +5,8 @@ validation columns are empty (NaN) in epochs without validation. :func:`read_cur
 with the columns a curve needs (``epoch``, ``step``, ``lr``, ``train_loss``, ``val_mean_dice``,
 ``val_weighted_dice``, ``seconds``) plus ``elapsed_s`` (cumulative training seconds) and ``validated``
 (whether the row has a validation score). :func:`plot_curves` draws validation mean Dice and training
-loss against the optimiser step for several runs.
+loss against the optimiser step for several runs; :func:`plot_curve_panels` draws every run of a book,
+one panel of validation mean Dice per configuration (its seeds as lines).
 
 Example:
     >>> curves = {run: read_curve(f"work/cpu/runs/{run}") for run in runs}  # doctest: +SKIP
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["CURVE_COLUMNS", "read_curve", "validation_points", "plot_curves"]
+__all__ = ["CURVE_COLUMNS", "read_curve", "validation_points", "plot_curves", "plot_curve_panels"]
 
 CURVE_COLUMNS: tuple[str, ...] = (
     "epoch", "step", "lr", "train_loss", "val_mean_dice", "val_weighted_dice", "seconds", "elapsed_s",
@@ -102,6 +103,57 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], title: str | None = None,
     for ax in (dice_ax, loss_ax):
         ax.grid(alpha=0.3)
     dice_ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_curve_panels(groups: Mapping[str, Mapping[str, pd.DataFrame]], columns: int = 4,
+                      dice_threshold: float | None = None, title: str | None = None) -> Figure:
+    """Validation mean Dice against the optimiser step, one panel per configuration, one line per run.
+
+    Args:
+        groups: Configuration -> {run name (e.g. its seed) -> :func:`read_curve` table}, in panel order.
+        columns: Panels per row.
+        dice_threshold: Optional horizontal line on every panel (e.g. the trained-model gate's 0.65).
+        title: Optional figure title.
+
+    Returns:
+        Figure with one axes per configuration (shared axes; unused grid cells removed).
+
+    Raises:
+        ValueError: no configuration, a configuration without runs, or ``columns`` < 1.
+    """
+    if not groups:
+        raise ValueError("plot_curve_panels needs at least one configuration")
+    empty = [name for name, runs in groups.items() if not runs]
+    if empty:
+        raise ValueError(f"configuration(s) without runs: {empty}")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    columns = min(columns, len(groups))
+    rows = -(-len(groups) // columns)
+    fig = Figure(figsize=(2.9 * columns, 2.4 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax, (name, runs) in zip(axes, groups.items(), strict=False):
+        for run, curve in runs.items():
+            points = validation_points(curve)
+            ax.plot(points["step"], points["val_mean_dice"], "o-", markersize=2, linewidth=1, label=run)
+        if dice_threshold is not None:
+            ax.axhline(dice_threshold, color="grey", linestyle=":", linewidth=1)
+        ax.set_title(name, fontsize=8)
+        ax.set_ylim(0.0, 1.0)
+        ax.grid(alpha=0.3)
+        if len(runs) > 1:
+            ax.legend(fontsize=6, loc="lower right")
+    for ax in axes[len(groups):]:
+        fig.delaxes(ax)
+    for index, ax in enumerate(axes[:len(groups)]):
+        if index + columns >= len(groups):  # nothing below it
+            ax.set_xlabel("optimiser step", fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if index % columns == 0:
+            ax.set_ylabel("val. mean Dice", fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

@@ -27,15 +27,19 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
-    "GateThresholds", "GATE", "GATE_COLUMNS", "curve_gain", "foreground_volumes", "gate_run", "gate_runs",
+    "GateThresholds", "GATE", "GATE_COLUMNS", "ATLAS_FILE", "curve_gain", "foreground_volumes", "gate_run",
+    "gate_runs", "read_atlas_dice", "gate_result_folders", "gate_by_config", "gate_groups",
 ]
 
 
@@ -195,3 +199,103 @@ def gate_runs(runs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]], atla
     rows = [gate_run(curve, volumes, atlas_dice, run=name, thresholds=thresholds)
             for name, (curve, volumes) in runs.items()]
     return pd.DataFrame(rows, columns=list(GATE_COLUMNS))
+
+
+# ------------------------------------------------------------------------------- from committed results
+ATLAS_FILE = "atlas_baseline.json"
+"""File of the data stage's results folder holding the atlas baseline's scores (key ``mean_dice``)."""
+
+
+def read_atlas_dice(data_results: str | os.PathLike[str]) -> float | None:
+    """The atlas baseline's mean Dice from the data stage's results folder, or None if it has none.
+
+    Args:
+        data_results: The data stage's results folder (``results/<profile>/data``) or the JSON file itself.
+
+    Raises:
+        ValueError: the file exists but has no finite ``mean_dice``.
+    """
+    path = Path(data_results)
+    if path.is_dir():
+        path = path / ATLAS_FILE
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("mean_dice")
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{path}: mean_dice must be a finite number, got {value!r}")
+    return float(value)
+
+
+def gate_result_folders(folders: Mapping[str, str | os.PathLike[str]], atlas_dice: float | None,
+                        thresholds: GateThresholds = GATE) -> pd.DataFrame:
+    """The gate of every training stage from its committed results folder.
+
+    Each folder (``results/<profile>/train_<run>/``) holds ``log.csv`` (the learning curve) and
+    ``test_metrics.csv`` (per test case and organ, with predicted and reference volumes). A missing file
+    fails the criteria it feeds, with the reason stated (a stage that never finished is not trained).
+
+    Args:
+        folders: Run id (``<run>_s<seed>``) -> its results folder.
+        atlas_dice: The atlas baseline's mean Dice (:func:`read_atlas_dice`), or None.
+        thresholds: The gate's thresholds.
+
+    Returns:
+        :func:`gate_runs`'s table, one row per run in the mapping's order.
+    """
+    from sepnet_core.analysis.curves import read_curve
+
+    runs = {}
+    for run, folder in folders.items():
+        folder = Path(folder)
+        try:
+            curve = read_curve(folder / "log.csv")
+        except (FileNotFoundError, ValueError):
+            curve = pd.DataFrame({"step": pd.Series(dtype=float), "val_mean_dice": pd.Series(dtype=float)})
+        metrics = folder / "test_metrics.csv"
+        runs[run] = (curve, pd.read_csv(metrics) if metrics.is_file() else None)
+    return gate_runs(runs, atlas_dice, thresholds)
+
+
+def gate_by_config(table: pd.DataFrame, configs: Mapping[str, Sequence[str]] | None = None,
+                   members: Sequence[str] = ()) -> dict[str, bool]:
+    """The gate as the comparisons and claims take it (``compare(..., gate=...)``, ``inputs["gate"]``).
+
+    Args:
+        table: :func:`gate_runs`'s table (``run``, ``trained``).
+        configs: Config label -> its run ids (e.g. ``{"3D U-Net": ["unet_slf1_ath1_s0", ...]}``); a config
+            passes when every one of its runs does. A run id missing from ``table`` fails.
+        members: Run ids of the ensemble's members: key ``"ensemble"`` passes when every member does.
+
+    Returns:
+        ``{run id: bool}`` for every run of ``table``, plus ``{label: bool}`` for every config and
+        ``"ensemble"`` when ``members`` is given.
+    """
+    passed = {str(r): bool(t) for r, t in zip(table["run"], table["trained"], strict=True)}
+    gate = dict(passed)
+    for label, runs in (configs or {}).items():
+        gate[label] = bool(runs) and all(passed.get(r, False) for r in runs)
+    if members:
+        gate["ensemble"] = all(passed.get(r, False) for r in members)
+    return gate
+
+
+def gate_groups(groups: Mapping[str, Sequence[str | os.PathLike[str]]],
+                data_results: str | os.PathLike[str] | None) -> tuple[pd.DataFrame, dict[str, bool]]:
+    """The gate of an ablation page: its groups of training results folders and the data stage's atlas.
+
+    Args:
+        groups: Config label -> results folders of its training stages (``results/<profile>/train_<run id>``,
+            the ablation stages' ``runs`` parameter).
+        data_results: The data stage's results folder (:func:`read_atlas_dice`), or None.
+
+    Returns:
+        ``(table, gate)``: :func:`gate_result_folders`'s table of every run (once each) and
+        :func:`gate_by_config`'s ``{run id / label: passed}``, to pass as ``compare(..., gate=gate)``.
+    """
+    def run_id(folder: str | os.PathLike[str]) -> str:
+        return Path(folder).name.removeprefix("train_")
+
+    folders = {run_id(f): f for runs in groups.values() for f in runs}
+    atlas = read_atlas_dice(data_results) if data_results else None
+    table = gate_result_folders(folders, atlas)
+    return table, gate_by_config(table, {label: [run_id(f) for f in runs] for label, runs in groups.items()})

@@ -14,7 +14,7 @@ from sepnet_core.analysis.plots import _grey
 from sepnet_core.analysis.reader import SliceView, take_slice
 from sepnet_core.organs import NUM_CLASSES, colour_table
 
-__all__ = ["slice_comparison", "uncertainty_slices"]
+__all__ = ["headline_figure", "slice_comparison", "uncertainty_slices"]
 
 
 def _view_extent(shape: tuple[int, int], view: SliceView, spacing_mm: Sequence[float]) -> tuple:
@@ -24,11 +24,12 @@ def _view_extent(shape: tuple[int, int], view: SliceView, spacing_mm: Sequence[f
     return (0, cols * sx, rows * sy, 0) if view.axis == 0 else (0, cols * sy, 0, rows * sz)
 
 
-def _contours(ax, labels2d: np.ndarray, extent: tuple, colours: np.ndarray) -> None:
+def _contours(ax, labels2d: np.ndarray, extent: tuple, colours: np.ndarray, linestyles: str = "solid",
+              linewidths: float = 0.8) -> None:
     for label in np.unique(labels2d):
         if 0 < label < NUM_CLASSES:
-            ax.contour(labels2d == label, levels=[0.5], colors=[tuple(colours[label])], linewidths=0.8,
-                       extent=extent, origin="upper")
+            ax.contour(labels2d == label, levels=[0.5], colors=[tuple(colours[label])], linewidths=linewidths,
+                       extent=extent, origin="upper", linestyles=linestyles)
 
 
 def _check_views(image_hu: np.ndarray, others: Sequence[np.ndarray], spacing_mm: Sequence[float]) -> None:
@@ -129,6 +130,67 @@ def uncertainty_slices(
         _contours(ax, take_slice(labels_ref, view), extent, colours)
         ax.set_title(view.title, fontsize=8)
         ax.set_axis_off()
+    fig.colorbar(heat, ax=list(axes), shrink=0.8, label="vote entropy (nats)")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def headline_figure(
+    image_hu: np.ndarray,
+    labels_ref: np.ndarray,
+    labels: np.ndarray,
+    uncertainty: np.ndarray,
+    views: Sequence[SliceView],
+    spacing_mm: Sequence[float],
+    window: tuple[float, float] = (40.0, 400.0),
+    title: str | None = None,
+) -> Figure:
+    """One case at a glance: per view, the prediction's contours over the reference's, and its uncertainty.
+
+    Two panels per view, side by side: the CT with the predicted organs' contours (solid) and the
+    reference's (dashed, thinner), then the uncertainty map with the predicted contours on top.
+
+    Args:
+        image_hu: CT (z, y, x) in HU.
+        labels_ref: Reference labels (z, y, x).
+        labels: Predicted labels (z, y, x), e.g. the ensemble's.
+        uncertainty: Voxel uncertainty (z, y, x), e.g. the ensemble's vote entropy in nats.
+        views: Slices to draw (:func:`sepnet_core.analysis.reader.reference_slices`).
+        spacing_mm: Voxel spacing (z, y, x), mm: the pixel aspect.
+        window: Display (level, width) in HU.
+        title: Optional figure title.
+
+    Returns:
+        Figure with ``2 x len(views)`` axes and one colour bar (nats).
+
+    Raises:
+        ValueError: shapes differ, no view, bad spacing.
+    """
+    if not views:
+        raise ValueError("headline_figure needs at least one view")
+    _check_views(image_hu, [labels_ref, labels, uncertainty], spacing_mm)
+    colours = colour_table()
+    top = max(float(np.max(uncertainty)), 1e-6)
+    fig = Figure(figsize=(3.2 * 2 * len(views) + 0.8, 3.6), layout="constrained")
+    axes = fig.subplots(1, 2 * len(views), squeeze=False)[0]
+    heat = None
+    for index, view in enumerate(views):
+        grey = _grey(take_slice(image_hu, view).astype(float), window)
+        extent = _view_extent(grey.shape, view, spacing_mm)
+        pred2d = take_slice(labels, view)
+        left, right = axes[2 * index], axes[2 * index + 1]
+        for ax in (left, right):
+            ax.imshow(grey, cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+            ax.set_axis_off()
+        _contours(left, take_slice(labels_ref, view), extent, colours, linestyles="dashed", linewidths=0.6)
+        _contours(left, pred2d, extent, colours)
+        left.set_title(f"{view.title}\nprediction (solid), reference (dashed)", fontsize=8)
+        unc = np.ma.masked_equal(take_slice(uncertainty, view).astype(float), 0.0)
+        heat = right.imshow(unc, cmap="magma", vmin=0.0, vmax=top, alpha=0.85, extent=extent,
+                            interpolation="nearest")
+        _contours(right, pred2d, extent, colours, linewidths=0.5)
+        right.set_title(f"{view.title}\nuncertainty", fontsize=8)
     fig.colorbar(heat, ax=list(axes), shrink=0.8, label="vote entropy (nats)")
     if title:
         fig.suptitle(title)

@@ -20,13 +20,17 @@ from sepnet_core.pipeline.stage import Stage, topological_order
 __all__ = [
     "ABLATIONS",
     "BASELINE_RUN",
+    "CLAIM_RUNS",
+    "ENSEMBLE_ARMS",
     "ENSEMBLE_MEMBERS",
+    "STUDY_RUNS",
     "PROFILES",
     "TEMPLATES",
     "TRAIN_RUNS",
     "Profile",
     "TrainRun",
     "get_profile",
+    "seeds_of",
     "stages_for_profile",
 ]
 
@@ -39,11 +43,13 @@ class Profile:
         name: Profile name, also the folder under ``results/``, ``figures/`` and ``work/``.
         description: One line for ``--list`` and the reproducibility page.
         train_preset: :func:`sepnet_core.training.config.preset` name for every training stage.
-        seeds: Training seeds per configuration (one training stage per run and seed).
-        baseline_seeds: Seeds of the multi-seed baseline: :data:`BASELINE_RUN` is also trained with
-            each of these, and its seed-to-seed spread is the noise level of every comparison whose
-            configs have a single seed (``compare(..., baseline_spread=...)``). Needs two seeds or more
-            for a spread.
+        seeds: Training seeds of every run not named below (the ensemble members; one training stage
+            per run and seed).
+        claim_seeds: Seeds of every run of :data:`CLAIM_RUNS` (the configurations a claim compares).
+        study_seeds: Seeds of every run of :data:`STUDY_RUNS` (measured beside the claims).
+        baseline_seeds: Further seeds of :data:`BASELINE_RUN`; its seed-to-seed spread is the noise level
+            of every comparison whose configs have a single seed (``compare(..., baseline_spread=...)``),
+            so it needs two seeds or more in all.
         phantom_profile: :data:`sepnet_core.data.phantom.PHANTOM_PROFILES` name used to generate data,
             or ``None`` when the profile needs real data (``data_root``).
         phantom_cases: Cases per split of the generated phantom, as ``((split, count), ...)``.
@@ -62,6 +68,8 @@ class Profile:
     description: str
     train_preset: str
     seeds: tuple[int, ...] = (0,)
+    claim_seeds: tuple[int, ...] = (0,)
+    study_seeds: tuple[int, ...] = (0,)
     baseline_seeds: tuple[int, ...] = (0, 1, 2)
     phantom_profile: str | None = "cpu"
     phantom_cases: tuple[tuple[str, int], ...] = (("train", 6), ("valid", 2), ("test", 2))
@@ -83,20 +91,37 @@ PROFILES: dict[str, Profile] = {
         description="CI: the whole chain in minutes on tiny phantom data (numbers are meaningless)",
         train_preset="smoke",
         seeds=(0,),
+        claim_seeds=(0,),  # CI checks the plumbing, not the statistics: one seed (two for the baseline)
+        study_seeds=(0,),
         baseline_seeds=(0, 1),
         phantom_profile="smoke",
         phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
     ),
+    # Budget of the cpu chain (issue 14: at most 4 hours on a 2-core machine, 2 stages at a time, one
+    # thread each). 25 training stages: the 6 CLAIM_RUNS x 3 seeds, the 2 seeds of the intended Dice
+    # weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores shared, 20:2x UTC
+    # 2026-12-06, other jobs running, so on the slow side): a cpu-preset step (b=8, batch 2 of 16x64x64,
+    # one thread, two runs at once) 0.82 s (epochs of 30 steps in 24-25 s); validation 3.8 s per case
+    # (12 points x 4 valid cases = 180 s a run); test inference 4.2 s per 128x128 phantom case
+    # (evaluate_split, gaussian windows; 20 cases = 84 s a run); ~20 s of notebook start-up. So one
+    # training stage of N steps takes ~0.82 N + 284 s, and the chain about
+    #     ceil(25 / 2) x (0.82 N + 284 s) + ~20 min (data + atlas, ensemble of 6 on 20 cases, the rest),
+    # i.e. 2.4 h at N = 360, 4.0 h at N = 900 (the most steps the 4-hour budget allows), 8.5 h at
+    # N = 2400. CPU_TRAIN_STEPS (sepnet_core.training.config) is the one setting that moves it.
     "cpu": Profile(
         name="cpu",
-        description="default of `make book`: the phantom's cpu profile, <= 30 minutes on a 2-core CPU",
+        description="default of `make book`: the phantom's cpu profile, about 4 hours on a 2-core CPU",
         train_preset="cpu",
-        seeds=(0,),
+        seeds=(0,),  # the ensemble members other than the baseline: one seed each
+        claim_seeds=(0, 1, 2),  # every configuration a claim compares (CLAIM_RUNS): 3 seeds
+        study_seeds=(0, 1),  # the intended Dice weighting (STUDY_RUNS): 2 seeds
         baseline_seeds=(0, 1, 2),
         phantom_profile="cpu",
-        phantom_cases=(("train", 6), ("valid", 2), ("test", 2)),
+        # 10 train / 4 valid / 20 test: the comparisons are paired over the 20 test cases (issue 15).
+        phantom_cases=(("train", 10), ("valid", 4), ("test", 20)),
         jobs=2,  # two stages at once, one core (OMP thread) each: more throughput than 2 threads on one
-        # Time budget (30 min on 2 cores): one window baseline (soft tissue) instead of three.
+        # The window arm is fixed a priori as the soft-tissue window (W400/L40, the usual head-and-neck
+        # window); the brain and bone windows are not trained here (3 seeds each would not fit the budget).
         skip_runs=("sepnet_brain_ath1", "sepnet_bone_ath1"),
     ),
     "paper": Profile(
@@ -104,6 +129,8 @@ PROFILES: dict[str, Profile] = {
         description="the reference settings on real StructSeg 2019 task 1 data (GPU; needs --data-root)",
         train_preset="paper",
         seeds=(0,),
+        claim_seeds=(0, 1, 2),
+        study_seeds=(0, 1),
         baseline_seeds=(0, 1, 2),
         phantom_profile=None,
         phantom_cases=(),
@@ -180,6 +207,9 @@ TRAIN_RUNS: tuple[TrainRun, ...] = (
     _run("sepnet", "slf1", "explog"),
     # Ours: ATH with the background class counted too (TrainConfig.loss_background; see losses.py).
     _run("sepnet", "slf1", "ath", 1.0, suffix="_bg", overrides=("loss_background=true",)),
+    # The Dice term as the paper's text writes it (mean over classes, smoothing 1) instead of what the
+    # reference code computed (the presets' default, TrainConfig.dice_weighting; see losses.py).
+    _run("sepnet", "slf1", "ath", 1.0, suffix="_intended", overrides=("dice_weighting=intended",)),
 )
 """Every training configuration of the book."""
 
@@ -189,6 +219,25 @@ ENSEMBLE_MEMBERS: tuple[str, ...] = tuple(r.run for r in TRAIN_RUNS[:6])
 BASELINE_RUN = "sepnet_slf1_ath1"
 """The run trained with every seed of :attr:`Profile.baseline_seeds`: the paper's main configuration
 (3D-SepNet, SLF-1, ATH alpha 1) and the reference of all three ablations."""
+
+CLAIM_RUNS: tuple[str, ...] = (
+    BASELINE_RUN, "unet_slf1_ath1", "sepnet_soft_tissue_ath1", "sepnet_slf1_dice", "sepnet_slf1_explog",
+    "sepnet_slf1_ath1_bg",
+)
+"""Runs a claim of the paper compares (the baseline, the 3D U-Net, the window arm, the Dice and exp-log
+losses, the background variant): trained with :attr:`Profile.claim_seeds`. The window arm is fixed a
+priori as the soft-tissue window, not picked as the best window after the fact."""
+
+STUDY_RUNS: tuple[str, ...] = ("sepnet_slf1_ath1_intended",)
+"""Runs measured beside the claims (the loss page's background question): :attr:`Profile.study_seeds`."""
+
+ENSEMBLE_ARMS: dict[str, str] = {
+    "3D-SepNet (baseline)": BASELINE_RUN,
+    "3D U-Net": "unet_slf1_ath1",
+    "window soft tissue": "sepnet_soft_tissue_ath1",
+}
+"""Single-network arms the ensemble page draws beside the ensemble (label -> run; the first seed's
+checkpoint folder is passed as the ensemble stage's ``arms`` parameter)."""
 
 ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "ablation_network": {
@@ -209,6 +258,7 @@ ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "ATH alpha=1": ("sepnet_slf1_ath1",),
         "ATH alpha=0.5": ("sepnet_slf1_ath05",),
         "ATH alpha=1 + background (ours)": ("sepnet_slf1_ath1_bg",),
+        "ATH alpha=1, intended Dice weighting": ("sepnet_slf1_ath1_intended",),
     },
 }
 """Each ablation stage compares labelled groups of runs (every seed trained of each run: the profile seeds,
@@ -219,10 +269,19 @@ def _page(template: str) -> str:
     return "book/pages/" + template.rsplit("/", 1)[-1]
 
 
-def _seeds_of(run: TrainRun, prof: Profile) -> tuple[int, ...]:
-    """Seeds a run is trained with: the profile's, plus the baseline seeds for :data:`BASELINE_RUN`."""
-    extra = prof.baseline_seeds if run.run == BASELINE_RUN else ()
-    return tuple(dict.fromkeys((*prof.seeds, *extra)))
+def seeds_of(run: str, profile: Profile | str) -> tuple[int, ...]:
+    """Seeds a run is trained with in a profile (the one rule; in this order):
+
+    :attr:`Profile.claim_seeds` for a run of :data:`CLAIM_RUNS`, :attr:`Profile.study_seeds` for one of
+    :data:`STUDY_RUNS`, :attr:`Profile.seeds` for the others; :data:`BASELINE_RUN` also gets
+    :attr:`Profile.baseline_seeds`. A run of :attr:`Profile.skip_runs` gets none.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    if run in prof.skip_runs:
+        return ()
+    seeds = prof.claim_seeds if run in CLAIM_RUNS else prof.study_seeds if run in STUDY_RUNS else prof.seeds
+    extra = prof.baseline_seeds if run == BASELINE_RUN else ()
+    return tuple(dict.fromkeys((*seeds, *extra)))
 
 
 BENCHMARKS_DIR = "results/benchmarks"
@@ -252,13 +311,17 @@ def stages_for_profile(
       ``phantom_cases`` ({split: count}), ``phantom_seed``;
     - ``intensity``: ``data_dir``;
     - ``train_<run>_s<seed>``: ``run`` (``<run>_s<seed>``), ``model``, ``intensity``, ``loss``, ``alpha``,
-      ``seed``, ``preset``, ``overrides``, ``data_dir``, ``run_dir`` (checkpoints, under ``work/``),
-      ``nproc``;
+      ``seed``, ``preset``, ``overrides``, ``data_dir``, ``data_results`` (the data stage's results, for
+      the atlas score of the gate), ``run_dir`` (checkpoints, under ``work/``), ``nproc``;
     - ablations: ``runs`` ({label: [results folder of each training stage]}), ``baseline`` (results
-      folders of :data:`BASELINE_RUN`'s seeds); they read committed results only;
-    - ``ensemble``: ``members`` (run folders with ``best.pt``), ``data_dir``, ``baseline``;
+      folders of :data:`BASELINE_RUN`'s seeds), ``data_results`` (the atlas score of the gate); they
+      read committed results only;
+    - ``ensemble``: ``members`` (run folders with ``best.pt``), ``arms`` ({label: run folder} of
+      :data:`ENSEMBLE_ARMS`, first seed), ``data_dir``, ``baseline``, ``data_kind``;
     - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
-      "structseg");
+      "structseg"); for the trained-model gate ``train_results`` ({run id: results folder} of every
+      training stage), ``data_results`` (the atlas score), ``configs`` ({config label of the ablations:
+      its run ids}); for the headline figure ``members`` and ``data_dir``;
     - ``performance``: ``quick``; ``benchmarks``: ``benchmarks_dir``, ``tables``
       (:func:`benchmark_fingerprint`); ``reproducibility``: ``records_dir``, ``profile_description``.
 
@@ -321,7 +384,7 @@ def stages_for_profile(
     for run in TRAIN_RUNS:
         if run.run in prof.skip_runs:
             continue
-        for seed in _seeds_of(run, prof):
+        for seed in seeds_of(run.run, prof):
             run_id = f"{run.run}_s{seed}"
             run_dir = f"{work}/runs/{run_id}"
             stage = Stage(
@@ -338,6 +401,7 @@ def stages_for_profile(
                     "preset": prof.train_preset,
                     "overrides": [*prof.train_overrides, *run.overrides],
                     "data_dir": data_dir,
+                    "data_results": layout.results_dir("data"),
                     "run_dir": run_dir,
                     "nproc": nproc,
                 },
@@ -361,13 +425,16 @@ def stages_for_profile(
         trained = [s for runs in groups.values() for r in runs for s in train_stages[r]]
         # Ablations read the committed results of the training stages, never their checkpoints.
         stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]),
-                            {"runs": dirs, "baseline": baseline},
+                            {"runs": dirs, "baseline": baseline, "data_results": layout.results_dir("data")},
                             depends_on=deps(trained, train_stages[BASELINE_RUN]), uses_products=False))
     members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
+    arms = {label: run_dirs[r][0] for label, r in ENSEMBLE_ARMS.items() if r in run_dirs}
+    data_kind = "phantom" if generated else "structseg"
     stages.append(Stage("ensemble", TEMPLATES["ensemble"], _page(TEMPLATES["ensemble"]),
-                        {"members": members, "data_dir": data_dir, "baseline": baseline,
-                         "data_kind": "phantom" if generated else "structseg"},
+                        {"members": members, "arms": arms, "data_dir": data_dir, "baseline": baseline,
+                         "data_kind": data_kind},
                         depends_on=deps([train_stages[r][0] for r in ENSEMBLE_MEMBERS],
+                                        [train_stages[r][0] for r in ENSEMBLE_ARMS.values() if r in run_dirs],
                                         train_stages[BASELINE_RUN])))
     stages.append(Stage("performance", TEMPLATES["performance"], _page(TEMPLATES["performance"]),
                         {"quick": prof.name == "smoke"}))
@@ -375,10 +442,19 @@ def stages_for_profile(
                         {"benchmarks_dir": BENCHMARKS_DIR, "tables": benchmark_fingerprint(root)},
                         uses_products=False))
     summarised = ("ablation_network", "ablation_intensity", "ablation_loss", "ensemble", "performance")
+    all_train = [s for names in train_stages.values() for s in names]
+    configs = {label: [f"{r}_s{seed}" for r in runs if r in results for seed in seeds_of(r, prof)]
+               for groups in ABLATIONS.values() for label, runs in groups.items()}
     stages.append(Stage("summary", TEMPLATES["summary"], _page(TEMPLATES["summary"]),
                         {"inputs": {s: layout.results_dir(s) for s in summarised}, "baseline": baseline,
-                         "data_kind": "phantom" if generated else "structseg"},
-                        depends_on=summarised, uses_products=False))
+                         "data_kind": data_kind,
+                         # the trained-model gate: every training stage's results and the atlas score
+                         "train_results": {s.removeprefix("train_"): layout.results_dir(s)
+                                           for s in all_train},
+                         "data_results": layout.results_dir("data"),
+                         "configs": {label: ids for label, ids in configs.items() if ids},
+                         "members": members, "data_dir": data_dir},
+                        depends_on=deps(summarised, all_train)))
     stages.append(Stage("reproducibility", TEMPLATES["reproducibility"], _page(TEMPLATES["reproducibility"]),
                         {"records_dir": layout.records_dir.relative_to(layout.root).as_posix(),
                          "profile_description": prof.description},
