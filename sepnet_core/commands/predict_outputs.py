@@ -131,16 +131,25 @@ def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
 
+def _rename_if_new(tmp: Path, out_dir: Path) -> bool:
+    """Publish ``tmp`` as ``out_dir`` in one rename when ``out_dir`` does not exist yet; False when it
+    exists (the caller then moves file by file). A rename that fails for another reason raises."""
+    if out_dir.exists():
+        return False
+    try:
+        os.rename(tmp, out_dir)
+        return True
+    except OSError:
+        if not out_dir.is_dir():
+            raise
+        return False
+
+
 def _publish(tmp: Path, out_dir: Path) -> None:
     """Move the finished files of ``tmp`` to ``out_dir``: one rename if it is new, else file by file;
     outputs of an earlier run that this run did not write are then removed."""
-    if not out_dir.exists():
-        try:
-            os.rename(tmp, out_dir)
-            return
-        except OSError:
-            if not out_dir.is_dir():
-                raise
+    if _rename_if_new(tmp, out_dir):
+        return
     written = {p.name for p in tmp.iterdir()}
     for name in OUTPUT_NAMES:
         if name in written:
@@ -152,13 +161,8 @@ def _publish(tmp: Path, out_dir: Path) -> None:
 
 
 def _publish_cases(tmp: Path, out_dir: Path, names: Sequence[str]) -> None:
-    if not out_dir.exists():
-        try:
-            os.rename(tmp, out_dir)
-            return
-        except OSError:
-            if not out_dir.is_dir():
-                raise
+    if _rename_if_new(tmp, out_dir):
+        return
     for name in names:
         _publish(tmp / name, out_dir / name)
 
