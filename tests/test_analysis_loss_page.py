@@ -95,6 +95,12 @@ def test_run_curves_settings_and_gate(tmp_path):
     assert "still learning" in gates.loc["int/0", "verdict"] and "3.00x" in gates.loc["int/0", "verdict"]
     assert gates.loc["int/0", "config"] == "int" and gates.loc["int/0", "seed"] == 0
     assert lp.gate_mapping(gates.reset_index()) == {"ref/0": True, "ref/1": True, "int/0": False}
+    volumes = lp.foreground_volume_table(table)
+    text = lp.arm_sentence("int", volumes, gates.reset_index())
+    assert text.startswith("predicted / reference foreground volume 3.00x (3.00x to 3.00x over 2 runs x")
+    assert "best validation mean Dice 0.80" in text and text.endswith("gate: 0 of 1 runs trained")
+    assert lp.arm_sentence("ref", volumes, gates.reset_index()).endswith("gate: 2 of 2 runs trained")
+    assert lp.arm_sentence("other", volumes, gates.reset_index()) == "no results"
     # no atlas score: criterion (b) cannot pass
     assert not lp.gate_table(table, curves, atlas_dice=None)["trained"].any()
 

@@ -59,6 +59,7 @@ __all__ = [
     "gate_mapping",
     "question_comparisons",
     "comparison_sentence",
+    "arm_sentence",
     "read_atlas_dice",
     "plot_group_curves",
     "plot_volume_ratios",
@@ -345,6 +346,36 @@ def comparison_sentence(row: Mapping[str, object]) -> str:
     text = (f"{scale(row['difference'])} {unit} ({interval}, {p_text}, {row['n_cases']} cases, "
             f"seeds {row['n_seeds_a']}/{row['n_seeds_b']}): {row['verdict']}")
     return text + (f" ({row['reason']})" if row.get("reason") else "")
+
+
+def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str:
+    """One line on one arm for the prose: its volumes, validation Dice, plateau and gate.
+
+    Args:
+        config: The arm's config label.
+        volumes: :func:`foreground_volume_table` (rows of other configs are ignored).
+        gates: :func:`gate_table` (rows of other configs are ignored).
+
+    Returns:
+        E.g. ``"predicted / reference foreground volume 1.09x (1.02x to 1.15x over 4 runs x cases); best
+        validation mean Dice 0.77 (0.75 to 0.79); last-quarter gain +0.004 to +0.012; gate: 2 of 2 runs
+        trained"``.
+    """
+    parts = []
+    ratio = volumes.loc[volumes["config"] == config, "ratio"].to_numpy(dtype=float)
+    if ratio.size:
+        parts.append(f"predicted / reference foreground volume {np.median(ratio):.2f}x "
+                     f"({ratio.min():.2f}x to {ratio.max():.2f}x over {ratio.size} runs x cases)")
+    rows = gates[gates["config"] == config]
+    if len(rows):
+        best = rows["best_val_dice"].to_numpy(dtype=float)
+        parts.append(f"best validation mean Dice {np.nanmedian(best):.2f} ({np.nanmin(best):.2f} to "
+                     f"{np.nanmax(best):.2f})" if np.isfinite(best).any() else "no validation score")
+        gain = rows["curve_gain"].to_numpy(dtype=float)
+        parts.append(f"last-quarter gain {np.nanmin(gain):+.3f} to {np.nanmax(gain):+.3f}"
+                     if np.isfinite(gain).any() else "last-quarter gain not measurable")
+        parts.append(f"gate: {int(rows['trained'].sum())} of {len(rows)} runs trained")
+    return "; ".join(parts) if parts else "no results"
 
 
 def read_atlas_dice(path: str | os.PathLike[str] | None) -> float | None:
