@@ -101,6 +101,13 @@ def test_run_curves_settings_and_gate(tmp_path):
     assert "best validation mean Dice 0.80" in text and text.endswith("gate: 0 of 1 runs trained")
     assert lp.arm_sentence("ref", volumes, gates.reset_index()).endswith("gate: 2 of 2 runs trained")
     assert lp.arm_sentence("other", volumes, gates.reset_index()) == "no results"
+    arms = lp.arm_table({"reference": "ref", "intended": "int"}, table, gates.reset_index())
+    assert arms.loc["intended", "runs"] == 1 and arms.loc["reference", "runs"] == 2
+    assert arms.loc["intended", "volume ratio (median)"] == pytest.approx(3.0)
+    assert arms.loc["intended", "trained runs"] == "0 of 1"
+    assert arms.loc["reference", "best val mean Dice"] == pytest.approx(0.765)
+    assert arms.loc["reference", "test mean_dice"] == pytest.approx(
+        table[table["config"] == "ref"].groupby(["seed", "label"])["dice"].mean().mean())
     # no atlas score: criterion (b) cannot pass
     assert not lp.gate_table(table, curves, atlas_dice=None)["trained"].any()
 

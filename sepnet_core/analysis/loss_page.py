@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sepnet_core.analysis.comparison import SCORES, Comparison, compare
+from sepnet_core.analysis.comparison import SCORES, Comparison, compare, per_run_scores
 from sepnet_core.analysis.curves import read_curve, validation_points
 from sepnet_core.analysis.gate import GATE, GATE_COLUMNS, GateThresholds, foreground_volumes, gate_runs
 from sepnet_core.analysis.statistics import ALPHA, holm, verdict
@@ -60,6 +60,7 @@ __all__ = [
     "question_comparisons",
     "comparison_sentence",
     "arm_sentence",
+    "arm_table",
     "read_atlas_dice",
     "plot_group_curves",
     "plot_volume_ratios",
@@ -376,6 +377,39 @@ def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str
                      if np.isfinite(gain).any() else "last-quarter gain not measurable")
         parts.append(f"gate: {int(rows['trained'].sum())} of {len(rows)} runs trained")
     return "; ".join(parts) if parts else "no results"
+
+
+def arm_table(arms: Mapping[str, str], table: pd.DataFrame, gates: pd.DataFrame,
+              metric: str = "mean_dice") -> pd.DataFrame:
+    """The arms side by side: runs, test score, volume ratio, best validation Dice, plateau, gate.
+
+    Args:
+        arms: ``{arm name: config label}`` (arms without a label left out beforehand).
+        table: Long evaluation table.
+        gates: :func:`gate_table`.
+        metric: Test score shown (a key of :data:`sepnet_core.analysis.comparison.SCORES`), the mean over
+            runs of :func:`sepnet_core.analysis.comparison.per_run_scores`.
+
+    Returns:
+        Indexed by arm name: ``config``, ``runs``, ``test <metric>``, ``volume ratio (median)``,
+        ``volume ratio (max)``, ``best val mean Dice``, ``last-quarter gain (max)``, ``trained runs``.
+    """
+    volumes = foreground_volume_table(table, list(arms.values()))
+    scores = per_run_scores(table[table["config"].isin(list(arms.values()))])
+    rows = {}
+    for name, config in arms.items():
+        ratio = volumes.loc[volumes["config"] == config, "ratio"].to_numpy(dtype=float)
+        runs = gates[gates["config"] == config]
+        rows[name] = {"config": config, "runs": int((scores["config"] == config).sum()),
+                      f"test {metric}": float(scores.loc[scores["config"] == config, metric].mean()),
+                      "volume ratio (median)": float(np.median(ratio)),
+                      "volume ratio (max)": float(ratio.max()),
+                      "best val mean Dice": float(runs["best_val_dice"].mean()) if len(runs) else math.nan,
+                      "last-quarter gain (max)": float(runs["curve_gain"].max()) if len(runs) else math.nan,
+                      "trained runs": f"{int(runs['trained'].sum())} of {len(runs)}"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "arm"
+    return frame
 
 
 def read_atlas_dice(path: str | os.PathLike[str] | None) -> float | None:
