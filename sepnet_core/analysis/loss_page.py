@@ -279,7 +279,7 @@ def _worded(c: Comparison, p_holm: float, alpha: float) -> tuple[str, str]:
         return f"{c.b} better", reason
     if name == "opposite":
         return f"{c.a} better", reason
-    return "inconclusive", reason
+    return "inconclusive", reason.split(" (Holm p")[0]  # the sentence states the p-value
 
 
 def question_comparisons(
@@ -508,5 +508,5 @@ def plot_volume_ratios(volumes: pd.DataFrame, tolerance: float = GATE.volume_tol
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7, loc="upper right")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
     return fig
