@@ -97,8 +97,8 @@ def test_run_curves_settings_and_gate(tmp_path):
     assert lp.gate_mapping(gates.reset_index()) == {"ref/0": True, "ref/1": True, "int/0": False}
     volumes = lp.foreground_volume_table(table)
     text = lp.arm_sentence("int", volumes, gates.reset_index())
-    assert text.startswith("predicted / reference foreground volume 3.00x (3.00x to 3.00x over 2 runs x")
-    assert "best validation mean Dice 0.80" in text and text.endswith("gate: 0 of 1 runs trained")
+    assert text.startswith("predicted / reference foreground volume 3.00x (3.00x to 3.00x over 2 run-case")
+    assert "best validation mean Dice 0.80" in text and text.endswith("gate: 0 of 1 run trained")
     assert lp.arm_sentence("ref", volumes, gates.reset_index()).endswith("gate: 2 of 2 runs trained")
     assert lp.arm_sentence("other", volumes, gates.reset_index()) == "no results"
     arms = lp.arm_table({"reference": "ref", "intended": "int"}, table, gates.reset_index())

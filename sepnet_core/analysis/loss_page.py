@@ -328,6 +328,10 @@ def question_comparisons(
     return pd.DataFrame(rows, columns=list(QUESTION_COLUMNS))
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _pp(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:+.1f}"
 
@@ -344,7 +348,8 @@ def comparison_sentence(row: Mapping[str, object]) -> str:
     p_text = f"Holm p = {p:.2g}" if math.isfinite(p) else "no p-value"
     interval = (f"95 % interval {scale(row['ci_low'])} to {scale(row['ci_high'])}"
                 if math.isfinite(float(row["ci_low"])) else "no interval")
-    text = (f"{scale(row['difference'])} {unit} ({interval}, {p_text}, {row['n_cases']} cases, "
+    cases = _count(int(row["n_cases"]), "case")
+    text = (f"{scale(row['difference'])} {unit} ({interval}, {p_text}, {cases}, "
             f"seeds {row['n_seeds_a']}/{row['n_seeds_b']}): {row['verdict']}")
     return text + (f" ({row['reason']})" if row.get("reason") else "")
 
@@ -358,7 +363,7 @@ def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str
         gates: :func:`gate_table` (rows of other configs are ignored).
 
     Returns:
-        E.g. ``"predicted / reference foreground volume 1.09x (1.02x to 1.15x over 4 runs x cases); best
+        E.g. ``"predicted / reference foreground volume 1.09x (1.02x to 1.15x over 4 run-case pairs); best
         validation mean Dice 0.77 (0.75 to 0.79); last-quarter gain +0.004 to +0.012; gate: 2 of 2 runs
         trained"``.
     """
@@ -366,16 +371,17 @@ def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str
     ratio = volumes.loc[volumes["config"] == config, "ratio"].to_numpy(dtype=float)
     if ratio.size:
         parts.append(f"predicted / reference foreground volume {np.median(ratio):.2f}x "
-                     f"({ratio.min():.2f}x to {ratio.max():.2f}x over {ratio.size} runs x cases)")
+                     f"({ratio.min():.2f}x to {ratio.max():.2f}x over {_count(ratio.size, 'run-case pair')})")
     rows = gates[gates["config"] == config]
     if len(rows):
         best = rows["best_val_dice"].to_numpy(dtype=float)
         parts.append(f"best validation mean Dice {np.nanmedian(best):.2f} ({np.nanmin(best):.2f} to "
                      f"{np.nanmax(best):.2f})" if np.isfinite(best).any() else "no validation score")
         gain = rows["curve_gain"].to_numpy(dtype=float)
-        parts.append(f"last-quarter gain {np.nanmin(gain):+.3f} to {np.nanmax(gain):+.3f}"
+        low, high = np.nanmin(gain) + 0.0, np.nanmax(gain) + 0.0  # + 0.0: no "-0.000"
+        parts.append(f"last-quarter gain {low:+.3f} to {high:+.3f}"
                      if np.isfinite(gain).any() else "last-quarter gain not measurable")
-        parts.append(f"gate: {int(rows['trained'].sum())} of {len(rows)} runs trained")
+        parts.append(f"gate: {int(rows['trained'].sum())} of {_count(len(rows), 'run')} trained")
     return "; ".join(parts) if parts else "no results"
 
 
