@@ -104,12 +104,15 @@ def test_run_curves_settings_and_gate(tmp_path):
     arms = lp.arm_table({"reference": "ref", "intended": "int"}, table, gates.reset_index())
     assert arms.loc["intended", "runs"] == 1 and arms.loc["reference", "runs"] == 2
     assert arms.loc["intended", "volume ratio (median)"] == pytest.approx(3.0)
-    assert arms.loc["intended", "trained runs"] == "0 of 1"
+    assert arms.loc["intended", "gate"] == "0 of 1 run trained"
     assert arms.loc["reference", "best val mean Dice"] == pytest.approx(0.765)
     assert arms.loc["reference", "test mean_dice"] == pytest.approx(
         table[table["config"] == "ref"].groupby(["seed", "label"])["dice"].mean().mean())
-    # no atlas score: criterion (b) cannot pass
-    assert not lp.gate_table(table, curves, atlas_dice=None)["trained"].any()
+    # no atlas score: criterion (b) cannot pass, and the prose says the gate is not known
+    unknown = lp.gate_table(table, curves, atlas_dice=None)
+    assert not unknown["trained"].any()
+    assert lp.arm_sentence("ref", volumes, unknown).endswith("gate: not known (no atlas score)")
+    assert lp.arm_table({"r": "ref"}, table, unknown).loc["r", "gate"] == "not known (no atlas score)"
 
     with pytest.raises(FileNotFoundError, match="config.json"):
         lp.run_curves({"x": [tmp_path / "missing"]})

@@ -332,6 +332,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
+def _gate_text(rows: pd.DataFrame) -> str:
+    """``"gate: 2 of 3 runs trained"``; ``"gate: not known (no atlas score)"`` when no row has an atlas
+    score (criterion (b) could not be checked, so a fail there means nothing)."""
+    if not len(rows):
+        return "gate: no runs"
+    if not np.isfinite(rows["atlas_dice"].to_numpy(dtype=float)).any():
+        return "gate: not known (no atlas score)"
+    return f"gate: {int(rows['trained'].sum())} of {_count(len(rows), 'run')} trained"
+
+
 def _pp(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:+.1f}"
 
@@ -378,10 +388,10 @@ def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str
         parts.append(f"best validation mean Dice {np.nanmedian(best):.2f} ({np.nanmin(best):.2f} to "
                      f"{np.nanmax(best):.2f})" if np.isfinite(best).any() else "no validation score")
         gain = rows["curve_gain"].to_numpy(dtype=float)
-        low, high = np.nanmin(gain) + 0.0, np.nanmax(gain) + 0.0  # + 0.0: no "-0.000"
+        low, high = (round(float(f(gain)), 3) + 0.0 for f in (np.nanmin, np.nanmax))  # no "-0.000"
         parts.append(f"last-quarter gain {low:+.3f} to {high:+.3f}"
                      if np.isfinite(gain).any() else "last-quarter gain not measurable")
-        parts.append(f"gate: {int(rows['trained'].sum())} of {_count(len(rows), 'run')} trained")
+        parts.append(_gate_text(rows))
     return "; ".join(parts) if parts else "no results"
 
 
@@ -398,7 +408,7 @@ def arm_table(arms: Mapping[str, str], table: pd.DataFrame, gates: pd.DataFrame,
 
     Returns:
         Indexed by arm name: ``config``, ``runs``, ``test <metric>``, ``volume ratio (median)``,
-        ``volume ratio (max)``, ``best val mean Dice``, ``last-quarter gain (max)``, ``trained runs``.
+        ``volume ratio (max)``, ``best val mean Dice``, ``last-quarter gain (max)``, ``gate``.
     """
     volumes = foreground_volume_table(table, list(arms.values()))
     scores = per_run_scores(table[table["config"].isin(list(arms.values()))])
@@ -412,7 +422,7 @@ def arm_table(arms: Mapping[str, str], table: pd.DataFrame, gates: pd.DataFrame,
                       "volume ratio (max)": float(ratio.max()),
                       "best val mean Dice": float(runs["best_val_dice"].mean()) if len(runs) else math.nan,
                       "last-quarter gain (max)": float(runs["curve_gain"].max()) if len(runs) else math.nan,
-                      "trained runs": f"{int(runs['trained'].sum())} of {len(runs)}"}
+                      "gate": _gate_text(runs).removeprefix("gate: ")}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "arm"
     return frame
