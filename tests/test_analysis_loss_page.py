@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -114,6 +115,12 @@ def test_run_curves_settings_and_gate(tmp_path):
     assert lp.arm_sentence("ref", volumes, unknown).endswith("gate: not known (no atlas score)")
     assert lp.arm_table({"r": "ref"}, table, unknown).loc["r", "gate"] == "not known (no atlas score)"
 
+    one_point = {"x/0": curves["ref/0"].iloc[:1]}  # one validation: no gain, and no warning either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        renamed = table[table["config"] == "ref"].assign(config="x")
+        text = lp.arm_sentence("x", volumes.assign(config="x"), lp.gate_table(renamed, one_point, 0.3))
+    assert "last-quarter gain not measurable" in text
     with pytest.raises(FileNotFoundError, match="config.json"):
         lp.run_curves({"x": [tmp_path / "missing"]})
     with pytest.raises(ValueError, match="two runs"):

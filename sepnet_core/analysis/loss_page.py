@@ -385,12 +385,17 @@ def arm_sentence(config: str, volumes: pd.DataFrame, gates: pd.DataFrame) -> str
     rows = gates[gates["config"] == config]
     if len(rows):
         best = rows["best_val_dice"].to_numpy(dtype=float)
-        parts.append(f"best validation mean Dice {np.nanmedian(best):.2f} ({np.nanmin(best):.2f} to "
-                     f"{np.nanmax(best):.2f})" if np.isfinite(best).any() else "no validation score")
+        if np.isfinite(best).any():
+            parts.append(f"best validation mean Dice {np.nanmedian(best):.2f} ({np.nanmin(best):.2f} to "
+                         f"{np.nanmax(best):.2f})")
+        else:
+            parts.append("no validation score")
         gain = rows["curve_gain"].to_numpy(dtype=float)
-        low, high = (round(float(f(gain)), 3) + 0.0 for f in (np.nanmin, np.nanmax))  # no "-0.000"
-        parts.append(f"last-quarter gain {low:+.3f} to {high:+.3f}"
-                     if np.isfinite(gain).any() else "last-quarter gain not measurable")
+        if np.isfinite(gain).any():
+            low, high = (round(float(f(gain)), 3) + 0.0 for f in (np.nanmin, np.nanmax))  # no "-0.000"
+            parts.append(f"last-quarter gain {low:+.3f} to {high:+.3f}")
+        else:
+            parts.append("last-quarter gain not measurable")
         parts.append(_gate_text(rows))
     return "; ".join(parts) if parts else "no results"
 
