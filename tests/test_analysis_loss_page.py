@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from sepnet_core.analysis import loss_page as lp
+from sepnet_core.analysis import loss_plots
 from sepnet_core.organs import NUM_ORGANS
 
 
@@ -176,7 +177,7 @@ def test_figures_draw_every_run(tmp_path):
     for name, seed in (("a0", 0), ("a1", 1), ("b0", 0)):
         _write_run(tmp_path / name, seed, [0.2, 0.5, 0.6])
     curves = lp.run_curves({"A": [tmp_path / "a0", tmp_path / "a1"], "B": [tmp_path / "b0"]})
-    fig = lp.plot_group_curves(curves)
+    fig = loss_plots.plot_group_curves(curves)
     dice_ax, loss_ax = fig.axes
     lines = [line for line in dice_ax.get_lines() if line.get_label().startswith(("A", "B"))]
     assert len(lines) == 3
@@ -185,8 +186,8 @@ def test_figures_draw_every_run(tmp_path):
     assert loss_ax.get_yscale() == "log"
     both = pd.concat([_table("A", 2, 2, 0.8, 1.1), _table("B", 1, 2, 0.8, 40.0)])
     volumes = lp.foreground_volume_table(both)
-    fig = lp.plot_volume_ratios(volumes)
+    fig = loss_plots.plot_volume_ratios(volumes)
     offsets = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections if len(c.get_offsets())])
     assert sorted(np.round(offsets, 3).tolist()) == [1.1] * 4 + [40.0] * 2
     with pytest.raises(ValueError):
-        lp.plot_group_curves({})
+        loss_plots.plot_group_curves({})

@@ -6,10 +6,12 @@ code's effective weighting (a sum over the 22 classes, smoothing 22; ``dice_weig
 the background-counted variant (``loss_background=true``) learn it. The loss page answers that question on
 trained models with three pieces of evidence per run, all computed here:
 
-* the learning curve of every seed (:func:`run_curves`, :func:`plot_group_curves`), read from the
+* the learning curve of every seed (:func:`run_curves`; figure
+  :func:`sepnet_core.analysis.loss_plots.plot_group_curves`), read from the
   ``log.csv`` each training stage copies to its results folder;
 * the predicted foreground volume over the reference foreground volume per test case
-  (:func:`foreground_volume_table`, :func:`volume_summary`, :func:`plot_volume_ratios`), from the organ
+  (:func:`foreground_volume_table`, :func:`volume_summary`; figure
+  :func:`sepnet_core.analysis.loss_plots.plot_volume_ratios`), from the organ
   volumes of ``test_metrics.csv`` (``volume_pred_ml``, ``volume_ref_ml``);
 * the Dice, compared arm against arm with the book's one procedure (:func:`question_comparisons`:
   :func:`sepnet_core.analysis.comparison.compare`, Holm within the family, the verdict of
@@ -39,10 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from sepnet_core.analysis.comparison import SCORES, Comparison, compare, per_run_scores
-from sepnet_core.analysis.curves import read_curve, validation_points
+from sepnet_core.analysis.curves import read_curve
 from sepnet_core.analysis.gate import GATE, GATE_COLUMNS, GateThresholds, foreground_volumes, gate_runs
 from sepnet_core.analysis.statistics import ALPHA, holm, verdict
 
@@ -62,8 +63,6 @@ __all__ = [
     "arm_sentence",
     "arm_table",
     "read_atlas_dice",
-    "plot_group_curves",
-    "plot_volume_ratios",
 ]
 
 QUESTION_COLUMNS: tuple[str, ...] = (
@@ -447,87 +446,3 @@ def read_atlas_dice(path: str | os.PathLike[str] | None) -> float | None:
     if value is None or not math.isfinite(float(value)):
         raise ValueError(f"{path}: no finite 'mean_dice' (the atlas baseline's score)")
     return float(value)
-
-
-# ------------------------------------------------------------------------------------------ figures
-def plot_group_curves(curves: Mapping[str, pd.DataFrame], title: str | None = None,
-                      dice_threshold: float | None = GATE.min_dice) -> Figure:
-    """Validation mean Dice (left) and training loss (right, log scale) of every run: one colour per
-    config, one line per seed (solid, dashed, dotted, ...).
-
-    Args:
-        curves: ``{run_key: curve}`` (:func:`run_curves`).
-        title: Optional figure title.
-        dice_threshold: Horizontal line on the Dice panel (default: the gate's 0.65); None for none.
-
-    Returns:
-        Figure with two axes.
-
-    Raises:
-        ValueError: no curves.
-    """
-    if not curves:
-        raise ValueError("plot_group_curves needs at least one curve")
-    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
-    dice_ax, loss_ax = fig.subplots(1, 2)
-    colours: dict[str, str] = {}
-    styles = ("-", "--", ":", "-.")
-    seen: dict[str, int] = {}
-    for key, curve in curves.items():
-        config = key.rsplit("/", 1)[0]
-        colour = colours.setdefault(config, f"C{len(colours) % 10}")
-        style = styles[seen.get(config, 0) % len(styles)]
-        seen[config] = seen.get(config, 0) + 1
-        points = validation_points(curve)
-        label = f"{config}, seed {key.rsplit('/', 1)[1]}"
-        dice_ax.plot(points["step"], points["val_mean_dice"], style, marker="o", markersize=3, color=colour,
-                     label=label)
-        loss_ax.plot(curve["step"], curve["train_loss"], style, color=colour, label=label)
-    if dice_threshold is not None:
-        dice_ax.axhline(dice_threshold, color="grey", linestyle=":", linewidth=1)
-    dice_ax.set(xlabel="optimiser step", ylabel="validation mean Dice", ylim=(0.0, 1.0),
-                title="validation mean Dice (whole volumes)")
-    loss_ax.set(xlabel="optimiser step", ylabel="training loss (epoch mean)", title="training loss")
-    if all((c["train_loss"] > 0).all() for c in curves.values()):
-        loss_ax.set_yscale("log")
-    for ax in (dice_ax, loss_ax):
-        ax.grid(alpha=0.3)
-    dice_ax.legend(fontsize=7, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def plot_volume_ratios(volumes: pd.DataFrame, tolerance: float = GATE.volume_tolerance,
-                       title: str | None = None) -> Figure:
-    """Predicted / reference foreground volume of every run and test case (log scale), one column per
-    config, with the gate's band ``1 +- tolerance`` shaded.
-
-    Args:
-        volumes: :func:`foreground_volume_table`.
-        tolerance: Half-width of the shaded band.
-        title: Optional title.
-
-    Raises:
-        ValueError: an empty table.
-    """
-    if volumes.empty:
-        raise ValueError("plot_volume_ratios needs at least one run and case")
-    configs = list(dict.fromkeys(volumes["config"]))
-    fig = Figure(figsize=(max(4.0, 1.6 * len(configs) + 1.5), 3.8), layout="constrained")
-    ax = fig.add_subplot()
-    ax.axhspan(1.0 - tolerance, 1.0 + tolerance, color="tab:green", alpha=0.15, label=f"±{tolerance:.0%}")
-    ax.axhline(1.0, color="grey", linewidth=1)
-    rng = np.random.default_rng(0)
-    for i, config in enumerate(configs):
-        ratio = volumes.loc[volumes["config"] == config, "ratio"].to_numpy(dtype=float)
-        shown = np.clip(ratio, 1e-3, 1e4)  # an empty prediction (0) or reference (inf) stays on the axis
-        ax.scatter(i + rng.uniform(-0.12, 0.12, size=ratio.size), shown, s=16, color=f"C{i % 10}")
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(configs)), configs, rotation=20, ha="right", fontsize=8)
-    ax.set(ylabel="predicted / reference foreground volume", xlim=(-0.6, len(configs) - 0.4))
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7, loc="upper right")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
