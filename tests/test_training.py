@@ -449,10 +449,10 @@ def test_validation_points_and_overlap_reach_the_log(data_root, tmp_path, monkey
     assert all(float(r["seconds"]) > 0 and r["train_loss"] for r in rows)
 
 
-@pytest.mark.parametrize("amp", ["off", "auto", "bf16"])
+@pytest.mark.parametrize("amp", ["off", "auto"])
 def test_cpu_training_precision_paths(data_root, tmp_path, monkeypatch, amp):
-    """amp=off and amp=auto train float32 on CPU; amp=bf16 runs the forward pass under bf16 autocast on
-    CPU; the loss is float32 in every case."""
+    """amp=off and amp=auto train float32 on CPU (bf16 CPU training is refused: next test); the loss is
+    float32 in every case."""
     from sepnet_core.training import loop
 
     outputs, inputs = [], []
@@ -471,10 +471,16 @@ def test_cpu_training_precision_paths(data_root, tmp_path, monkeypatch, amp):
     monkeypatch.setattr(ModelConfig, "build", build)
     monkeypatch.setattr(loop, "build_loss", build_loss)
     fit(smoke(data_root, epochs=1, amp=amp), tmp_path / "run")
-    assert set(outputs) == {torch.bfloat16 if amp == "bf16" else torch.float32} and len(outputs) == 2
+    assert set(outputs) == {torch.float32} and len(outputs) == 2
     assert set(inputs) == {torch.float32}
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["amp"] is (amp == "bf16")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["amp"] is False
     assert math.isfinite(float(read_log(tmp_path / "run" / "log.csv")[0]["train_loss"]))
+
+
+def test_bf16_training_on_a_cpu_is_refused_before_anything_is_written(data_root, tmp_path):
+    with pytest.raises(ValueError, match="amp=bf16: bf16 training on a CPU is not offered"):
+        fit(smoke(data_root, epochs=1, amp="bf16"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_auto_precision_follows_the_device_rule(monkeypatch):
@@ -484,7 +490,8 @@ def test_auto_precision_follows_the_device_rule(monkeypatch):
     for native in (True, False):
         monkeypatch.setattr(device, "native_bf16", lambda dev, native=native: native)
         assert precision.use_bf16("auto", "cpu") is False  # CPUs train float32 unless told "bf16"
-        assert precision.use_bf16("bf16", "cpu") is True
+        with pytest.raises(ValueError, match="not offered"):
+            precision.use_bf16("bf16", "cpu")
         assert precision.use_bf16("off", "cpu") is False
         assert precision.use_bf16("auto", "cuda:0") is native
         assert device.resolve_amp(precision.validation_amp("auto"), "cpu") is native  # validation

@@ -195,7 +195,8 @@ class TrainConfig:
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps".
         amp: Precision (:mod:`sepnet_core.training.precision`): "auto" (training bf16 on CUDA GPUs
             with bf16, float32 on CPUs; validation bf16 where the device computes it natively), "bf16"
-            (bf16 on CUDA and any CPU) or "off" (float32). ``true``/``false`` read as "auto"/"off".
+            (bf16 on CUDA; refused for training on a CPU, where it was measured no faster and unstable)
+            or "off" (float32). ``true``/``false`` read as "auto"/"off".
         validate_every: Validate every this many epochs (the last epoch always validates); ignored
             when ``val_points`` is set.
         val_points: Validate at this many evenly spaced epochs (the last one included), whatever
