@@ -73,13 +73,16 @@ def validation_points(curve: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_curves(curves: Mapping[str, pd.DataFrame], title: str | None = None,
-                dice_threshold: float | None = None) -> Figure:
+                dice_threshold: float | None = None,
+                line_styles: Mapping[str, tuple[str, str]] | None = None) -> Figure:
     """Validation mean Dice (left) and training loss (right) against the optimiser step, one line per run.
 
     Args:
         curves: Run name -> :func:`read_curve` table.
         title: Optional figure title.
         dice_threshold: Optional horizontal line on the Dice panel (e.g. the trained-model gate's 0.65).
+        line_styles: Optional ``{name: (colour, linestyle)}``; runs not in it take matplotlib's next
+            colour and a solid line. With it, the loss axis is logarithmic when every loss is positive.
 
     Returns:
         Figure with two axes.
@@ -93,8 +96,12 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], title: str | None = None,
     dice_ax, loss_ax = fig.subplots(1, 2)
     for name, curve in curves.items():
         points = validation_points(curve)
-        (line,) = dice_ax.plot(points["step"], points["val_mean_dice"], "o-", markersize=3, label=name)
-        loss_ax.plot(curve["step"], curve["train_loss"], "-", color=line.get_color(), label=name)
+        colour, style = (line_styles or {}).get(name, (None, "-"))
+        (line,) = dice_ax.plot(points["step"], points["val_mean_dice"], style, marker="o", markersize=3,
+                               color=colour, label=name)
+        loss_ax.plot(curve["step"], curve["train_loss"], style, color=line.get_color(), label=name)
+    if line_styles is not None and all((c["train_loss"] > 0).all() for c in curves.values()):
+        loss_ax.set_yscale("log")
     if dice_threshold is not None:
         dice_ax.axhline(dice_threshold, color="grey", linestyle=":", linewidth=1)
     dice_ax.set(xlabel="optimiser step", ylabel="validation mean Dice", ylim=(0.0, 1.0),

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from sepnet_core.analysis.curves import validation_points
+from sepnet_core.analysis.curves import plot_curves
 from sepnet_core.analysis.gate import GATE
 
 __all__ = ["plot_group_curves", "plot_volume_ratios"]
@@ -33,34 +33,19 @@ def plot_group_curves(curves: Mapping[str, pd.DataFrame], title: str | None = No
     """
     if not curves:
         raise ValueError("plot_group_curves needs at least one curve")
-    fig = Figure(figsize=(11.0, 4.2), layout="constrained")
-    dice_ax, loss_ax = fig.subplots(1, 2)
-    colours: dict[str, str] = {}
     styles = ("-", "--", ":", "-.")
-    seen: dict[str, int] = {}
+    colours: dict[str, str] = {}
+    seeds_seen: dict[str, int] = {}
+    labelled: dict[str, pd.DataFrame] = {}
+    line_styles: dict[str, tuple[str, str]] = {}
     for key, curve in curves.items():
-        config = key.rsplit("/", 1)[0]
-        colour = colours.setdefault(config, f"C{len(colours) % 10}")
-        style = styles[seen.get(config, 0) % len(styles)]
-        seen[config] = seen.get(config, 0) + 1
-        points = validation_points(curve)
-        label = f"{config}, seed {key.rsplit('/', 1)[1]}"
-        dice_ax.plot(points["step"], points["val_mean_dice"], style, marker="o", markersize=3, color=colour,
-                     label=label)
-        loss_ax.plot(curve["step"], curve["train_loss"], style, color=colour, label=label)
-    if dice_threshold is not None:
-        dice_ax.axhline(dice_threshold, color="grey", linestyle=":", linewidth=1)
-    dice_ax.set(xlabel="optimiser step", ylabel="validation mean Dice", ylim=(0.0, 1.0),
-                title="validation mean Dice (whole volumes)")
-    loss_ax.set(xlabel="optimiser step", ylabel="training loss (epoch mean)", title="training loss")
-    if all((c["train_loss"] > 0).all() for c in curves.values()):
-        loss_ax.set_yscale("log")
-    for ax in (dice_ax, loss_ax):
-        ax.grid(alpha=0.3)
-    dice_ax.legend(fontsize=7, loc="lower right")
-    if title:
-        fig.suptitle(title)
-    return fig
+        config, seed = key.rsplit("/", 1)
+        label = f"{config}, seed {seed}"
+        n = seeds_seen.get(config, 0)
+        seeds_seen[config] = n + 1
+        line_styles[label] = (colours.setdefault(config, f"C{len(colours) % 10}"), styles[n % len(styles)])
+        labelled[label] = curve
+    return plot_curves(labelled, title=title, dice_threshold=dice_threshold, line_styles=line_styles)
 
 
 def plot_volume_ratios(volumes: pd.DataFrame, tolerance: float = GATE.volume_tolerance,
