@@ -359,7 +359,7 @@ def test_profile_tables_are_consistent(profile):
     assert len(names) == len(set(names)) and len({s.output for s in stages}) == len(stages)
     assert names[0] == "data" and names[-1] == "reproducibility"
     train = [s for s in stages if s.name.startswith("train_")]
-    assert len(TRAIN_RUNS) == 14
+    assert len(TRAIN_RUNS) == 15  # one of the three loss-page arms is the baseline itself in each profile
     assert len(train) == {"smoke": 15, "cpu": 25}[profile]
     assert all(s.depends_on == ("data",) and s.parameters["preset"] == profile for s in train)
     assert set(baseline) <= {s.name for s in train}
@@ -434,8 +434,39 @@ def test_cli_one_line_errors(tmp_path, capsys):
 
 def test_run_overrides_reach_the_training_stage():
     stages = {s.name: s for s in stages_for_profile("cpu")}
-    assert stages["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == ["loss_background=true"]
+    assert stages["train_sepnet_slf1_ath1_ref_s0"].parameters["overrides"] == [
+        "dice_weighting=reference", "loss_background=false"]
     assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []
+    smoke = {s.name: s for s in stages_for_profile("smoke")}
+    assert smoke["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == [
+        "dice_weighting=intended", "loss_background=true"]
+
+
+def test_the_loss_arm_equal_to_the_preset_is_the_baseline_and_is_not_trained_twice():
+    """cpu trains ATH + background (intended weighting), so its baseline is the background arm and the
+    paper's loss is a run of its own; paper and smoke train the paper's loss, so the reverse."""
+    from sepnet_core.pipeline.table import LOSS_ARM_RUNS, baseline_arm
+    from sepnet_core.training import apply_overrides
+    from sepnet_core.training import preset as training_preset
+
+    assert baseline_arm("cpu") == "background"
+    assert baseline_arm("smoke") == baseline_arm("paper") == "reference"
+    for profile, own in (("cpu", "background"), ("smoke", "reference")):
+        stages = {s.name: s for s in stages_for_profile(profile)}
+        trained = {n.removeprefix("train_").rsplit("_s", 1)[0] for n in stages if n.startswith("train_")}
+        assert LOSS_ARM_RUNS[own] not in trained
+        assert {r for a, r in LOSS_ARM_RUNS.items() if a != own} <= trained
+        arms = stages["ablation_loss"].parameters["background_arms"]
+        assert arms[own] == "ATH alpha=1" and set(arms) == set(LOSS_ARM_RUNS)
+        assert all(label in stages["ablation_loss"].parameters["runs"] for label in arms.values())
+    # each arm's run, applied to either preset, gives the arm's settings whatever the preset's default
+    for arm, run in LOSS_ARM_RUNS.items():
+        overrides = list(next(r for r in TRAIN_RUNS if r.run == run).overrides)
+        for name in ("cpu", "paper"):
+            config = apply_overrides(training_preset(name), overrides)
+            assert (config.dice_weighting, config.loss_background) == {
+                "reference": ("reference", False), "intended": ("intended", False),
+                "background": ("intended", True)}[arm]
 
 
 def test_profile_can_skip_runs_but_not_members_or_the_baseline():
@@ -459,25 +490,30 @@ def test_seeds_per_run_follow_the_claim_rule():
     ensemble member; smoke stays small (one seed, two for the baseline's spread)."""
     cpu = {r.run: seeds_of(r.run, "cpu") for r in TRAIN_RUNS}
     assert set(CLAIM_RUNS) == {BASELINE_RUN, "unet_slf1_ath1", "sepnet_soft_tissue_ath1", "sepnet_slf1_dice",
-                               "sepnet_slf1_explog", "sepnet_slf1_ath1_bg"}
-    assert all(cpu[r] == (0, 1, 2) for r in CLAIM_RUNS)
+                               "sepnet_slf1_explog", "sepnet_slf1_ath1_bg", "sepnet_slf1_ath1_ref"}
+    # the background arm is the cpu baseline itself (not trained twice)
+    assert all(cpu[r] == (0, 1, 2) for r in CLAIM_RUNS if r != "sepnet_slf1_ath1_bg")
+    assert cpu["sepnet_slf1_ath1_bg"] == ()
     assert cpu["sepnet_slf1_ath1_intended"] == (0, 1) and STUDY_RUNS == ("sepnet_slf1_ath1_intended",)
     assert all(cpu[r] == (0,) for r in ENSEMBLE_MEMBERS if r != BASELINE_RUN)
     assert cpu["sepnet_brain_ath1"] == cpu["sepnet_bone_ath1"] == ()  # skipped in cpu for the budget
     smoke = {r.run: seeds_of(r.run, "smoke") for r in TRAIN_RUNS}
-    assert smoke[BASELINE_RUN] == (0, 1) and all(s == (0,) for r, s in smoke.items() if r != BASELINE_RUN)
+    assert smoke[BASELINE_RUN] == (0, 1) and smoke["sepnet_slf1_ath1_ref"] == ()  # the smoke baseline's arm
+    assert all(s == (0,) for r, s in smoke.items() if r not in (BASELINE_RUN, "sepnet_slf1_ath1_ref"))
     stages = {s.name: s for s in stages_for_profile("cpu")}
     trained = {n.removeprefix("train_") for n in stages if n.startswith("train_")}
     assert trained == {f"{r}_s{s}" for r, seeds in cpu.items() for s in seeds}
     intended = stages["train_sepnet_slf1_ath1_intended_s1"]
-    assert intended.parameters["overrides"] == ["dice_weighting=intended"]
+    assert intended.parameters["overrides"] == ["dice_weighting=intended", "loss_background=false"]
     assert intended.parameters["seed"] == 1
     assert intended.parameters["data_results"] == "results/cpu/data"  # the atlas score of its gate
     assert stages["ablation_loss"].parameters["data_results"] == "results/cpu/data"
     loss = stages["ablation_loss"].parameters["runs"]
     assert loss["ATH alpha=1, intended Dice weighting"] == [
         f"results/cpu/train_sepnet_slf1_ath1_intended_s{s}" for s in (0, 1)]
-    assert len(loss["Dice"]) == len(loss["exp-log"]) == len(loss["ATH alpha=1 + background (ours)"]) == 3
+    paper_loss = loss["ATH alpha=1, reference Dice weighting (paper)"]
+    assert len(loss["Dice"]) == len(loss["exp-log"]) == len(paper_loss) == len(loss["ATH alpha=1"]) == 3
+    assert "ATH alpha=1 + background (ours)" not in loss
     cases = dict(PROFILES["cpu"].phantom_cases)
     assert cases["test"] >= 20 and cases["valid"] >= 4 and cases["train"] == 10
 
@@ -488,7 +524,8 @@ def test_intended_dice_weighting_override_is_a_valid_config():
 
     run = next(r for r in TRAIN_RUNS if r.run == "sepnet_slf1_ath1_intended")
     config = apply_overrides(training_preset("cpu"), list(run.overrides))
-    assert config.dice_weighting == "intended" and training_preset("cpu").dice_weighting == "reference"
+    assert (config.dice_weighting, config.loss_background) == ("intended", False)
+    assert training_preset("paper").dice_weighting == "reference"
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])

@@ -112,9 +112,9 @@ def test_paper_preset_is_the_reference_setting():
     assert validation_epochs(cfg) == list(range(10, 401, 10))
 
 
-def test_cpu_preset_learns_with_the_papers_loss_a_poly_schedule_and_a_learning_curve():
+def test_cpu_preset_learns_with_ath_plus_background_a_poly_schedule_and_a_learning_curve():
     cfg = preset("cpu")
-    assert (cfg.loss, cfg.dice_weighting, cfg.loss_background) == ("ath", "reference", False)
+    assert (cfg.loss, cfg.dice_weighting, cfg.loss_background) == ("ath", "intended", True)
     assert cfg.optim.schedule == "poly" and cfg.optim.poly_power == 0.9 and cfg.optim.warmup_steps > 0
     assert cfg.epochs * cfg.iterations_per_epoch == CPU_TRAIN_STEPS
     assert len(validation_epochs(cfg)) >= 8
@@ -398,8 +398,13 @@ def test_loss_background_reaches_the_loss_and_is_validated():
     assert loss_options(config) == {"background": True, "dice_weighting": "intended"}
     assert loss_options(apply_overrides(preset("smoke"), ["loss=dice"])) == {}
     assert TrainConfig.from_dict(config.to_dict()).loss_background is True
+    # the Dice loss counts every class anyway: the flag (set by the cpu preset for every run) is ignored
+    assert loss_options(apply_overrides(preset("smoke"), ["loss=dice", "loss_background=true"])) == {}
     with pytest.raises(ValueError, match="loss_background"):
-        apply_overrides(preset("smoke"), ["loss=dice", "loss_background=true"])
+        apply_overrides(preset("smoke"), ["loss_background=maybe"])
+    cpu = preset("cpu")
+    assert (cpu.loss, cpu.loss_background, cpu.dice_weighting) == ("ath", True, "intended")
+    assert (preset("paper").loss_background, preset("paper").dice_weighting) == (False, "reference")
 
 
 # ------------------------------------------------------------------- schedule, precision, curves

@@ -20,6 +20,7 @@ from sepnet_core.pipeline.stage import Stage, topological_order
 __all__ = [
     "ABLATIONS",
     "BASELINE_RUN",
+    "LOSS_ARM_RUNS",
     "CLAIM_RUNS",
     "ENSEMBLE_ARMS",
     "ENSEMBLE_MEMBERS",
@@ -29,6 +30,7 @@ __all__ = [
     "TRAIN_RUNS",
     "Profile",
     "TrainRun",
+    "baseline_arm",
     "get_profile",
     "seeds_of",
     "stages_for_profile",
@@ -98,16 +100,15 @@ PROFILES: dict[str, Profile] = {
         phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
     ),
     # Budget of the cpu chain (issue 14: at most 4 hours on a 2-core machine, 2 stages at a time, one
-    # thread each). 25 training stages: the 6 CLAIM_RUNS x 3 seeds, the 2 seeds of the intended Dice
-    # weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores shared, 20:2x UTC
-    # 2026-12-06, other jobs running, so on the slow side): a cpu-preset step (b=8, batch 2 of 16x64x64,
-    # one thread, two runs at once) 0.82 s (epochs of 30 steps in 24-25 s); validation 3.8 s per case
-    # (12 points x 4 valid cases = 180 s a run); test inference 4.2 s per 128x128 phantom case
-    # (evaluate_split, gaussian windows; 20 cases = 84 s a run); ~20 s of notebook start-up. So one
-    # training stage of N steps takes ~0.82 N + 284 s, and the chain about
-    #     ceil(25 / 2) x (0.82 N + 284 s) + ~20 min (data + atlas, ensemble of 6 on 20 cases, the rest),
-    # i.e. 2.4 h at N = 360, 4.0 h at N = 900 (the most steps the 4-hour budget allows), 8.5 h at
-    # N = 2400. CPU_TRAIN_STEPS (sepnet_core.training.config) is the one setting that moves it.
+    # thread each). 25 training stages: the 6 trained CLAIM_RUNS x 3 seeds, the 2 seeds of the intended
+    # Dice weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores, quiet apart
+    # from the two runs, 2026-12-06 22:xx UTC): a cpu-preset step (b=8, batch 2 of 16x64x64, one thread,
+    # two runs at once) 0.43-0.47 s (epochs of 30 steps in 13-14 s); a validation point of the 4 valid
+    # cases about 11 s. With ~50 s of test inference (20 cases) and ~40 s of notebook start-up and pages,
+    # a training stage of N steps takes ~0.47 N + 220 s, and the chain about
+    #     ceil(25 / 2) x (0.47 N + 220 s) + ~15 min (data + atlas, ensemble of 6 on 20 cases, the rest),
+    # i.e. 3.4 h at N = 1500, 3.9 h at N = 1800 (CPU_TRAIN_STEPS), 4.4 h at N = 2100. CPU_TRAIN_STEPS
+    # (sepnet_core.training.config) is the one setting that moves it.
     "cpu": Profile(
         name="cpu",
         description="default of `make book`: the phantom's cpu profile, about 4 hours on a 2-core CPU",
@@ -202,14 +203,22 @@ TRAIN_RUNS: tuple[TrainRun, ...] = (
     _run("unet", "slf1", "ath", 1.0),
     # Intensity ablation: window width/level baselines, same network and loss.
     *(_run("sepnet", window, "ath", 1.0) for window in ("soft_tissue", "brain", "bone")),
-    # Loss ablation: the baselines of ATH, same network and SLF-1.
+    # Loss ablation: the baselines of ATH, same network and SLF-1 (exp-log with the preset's background
+    # and Dice-weighting settings, as ATH; the Dice loss counts every class anyway).
     _run("sepnet", "slf1", "dice"),
     _run("sepnet", "slf1", "explog"),
-    # Ours: ATH with the background class counted too (TrainConfig.loss_background; see losses.py).
-    _run("sepnet", "slf1", "ath", 1.0, suffix="_bg", overrides=("loss_background=true",)),
-    # The Dice term as the paper's text writes it (mean over classes, smoothing 1) instead of what the
-    # reference code computed (the presets' default, TrainConfig.dice_weighting; see losses.py).
-    _run("sepnet", "slf1", "ath", 1.0, suffix="_intended", overrides=("dice_weighting=intended",)),
+    # The loss page's three versions of ATH alpha 1 (see losses.py), each fully specified. The one that
+    # equals the profile's preset is the baseline run itself and is not trained twice
+    # (baseline_arm, LOSS_ARM_RUNS):
+    # the paper's loss as the reference code computed it (reference Dice weighting, foreground only),
+    _run("sepnet", "slf1", "ath", 1.0, suffix="_ref",
+         overrides=("dice_weighting=reference", "loss_background=false")),
+    # the Dice term as the paper's text writes it (mean over classes, smoothing 1), foreground only,
+    _run("sepnet", "slf1", "ath", 1.0, suffix="_intended",
+         overrides=("dice_weighting=intended", "loss_background=false")),
+    # ours: the background class counted too (TrainConfig.loss_background), intended weighting.
+    _run("sepnet", "slf1", "ath", 1.0, suffix="_bg",
+         overrides=("dice_weighting=intended", "loss_background=true")),
 )
 """Every training configuration of the book."""
 
@@ -220,13 +229,24 @@ BASELINE_RUN = "sepnet_slf1_ath1"
 """The run trained with every seed of :attr:`Profile.baseline_seeds`: the paper's main configuration
 (3D-SepNet, SLF-1, ATH alpha 1) and the reference of all three ablations."""
 
+LOSS_ARM_RUNS: dict[str, str] = {
+    "reference": "sepnet_slf1_ath1_ref",
+    "intended": "sepnet_slf1_ath1_intended",
+    "background": "sepnet_slf1_ath1_bg",
+}
+"""The three versions of ATH alpha 1 on the loss page (arm -> run): the reference code's Dice weighting
+(the paper's loss as trained), the intended formula, and the background counted (ours). The arm whose settings
+the profile's training preset already has (:func:`baseline_arm`) is the baseline run's own
+configuration, so its run is not trained."""
+
 CLAIM_RUNS: tuple[str, ...] = (
     BASELINE_RUN, "unet_slf1_ath1", "sepnet_soft_tissue_ath1", "sepnet_slf1_dice", "sepnet_slf1_explog",
-    "sepnet_slf1_ath1_bg",
+    "sepnet_slf1_ath1_bg", "sepnet_slf1_ath1_ref",
 )
 """Runs a claim of the paper compares (the baseline, the 3D U-Net, the window arm, the Dice and exp-log
-losses, the background variant): trained with :attr:`Profile.claim_seeds`. The window arm is fixed a
-priori as the soft-tissue window, not picked as the best window after the fact."""
+losses, the background variant or the paper's loss, whichever is not the baseline): trained with
+:attr:`Profile.claim_seeds`. The window arm is fixed a priori as the soft-tissue window, not picked as
+the best window after the fact."""
 
 STUDY_RUNS: tuple[str, ...] = ("sepnet_slf1_ath1_intended",)
 """Runs measured beside the claims (the loss page's background question): :attr:`Profile.study_seeds`."""
@@ -257,8 +277,9 @@ ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "exp-log": ("sepnet_slf1_explog",),
         "ATH alpha=1": ("sepnet_slf1_ath1",),
         "ATH alpha=0.5": ("sepnet_slf1_ath05",),
-        "ATH alpha=1 + background (ours)": ("sepnet_slf1_ath1_bg",),
+        "ATH alpha=1, reference Dice weighting (paper)": ("sepnet_slf1_ath1_ref",),
         "ATH alpha=1, intended Dice weighting": ("sepnet_slf1_ath1_intended",),
+        "ATH alpha=1 + background (ours)": ("sepnet_slf1_ath1_bg",),
     },
 }
 """Each ablation stage compares labelled groups of runs (every seed trained of each run: the profile seeds,
@@ -269,15 +290,38 @@ def _page(template: str) -> str:
     return "book/pages/" + template.rsplit("/", 1)[-1]
 
 
+def baseline_arm(profile: Profile | str) -> str | None:
+    """The arm of :data:`LOSS_ARM_RUNS` that :data:`BASELINE_RUN` already is in ``profile``, or None.
+
+    It is the arm whose overrides change nothing in the profile's training preset (with the profile's
+    own overrides): "reference" for the ``paper`` and ``smoke`` presets (the paper's loss), "background"
+    for ``cpu`` (ATH + background, intended weighting; see :mod:`sepnet_core.training.config`).
+
+    Example:
+        >>> baseline_arm("paper"), baseline_arm("cpu")
+        ('reference', 'background')
+    """
+    from sepnet_core.training.config import apply_overrides, preset
+
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    base = apply_overrides(preset(prof.train_preset), prof.train_overrides)
+    overrides = {r.run: r.overrides for r in TRAIN_RUNS}
+    for arm, run in LOSS_ARM_RUNS.items():
+        if apply_overrides(base, overrides[run]) == base:
+            return arm
+    return None
+
+
 def seeds_of(run: str, profile: Profile | str) -> tuple[int, ...]:
     """Seeds a run is trained with in a profile (the one rule; in this order):
 
     :attr:`Profile.claim_seeds` for a run of :data:`CLAIM_RUNS`, :attr:`Profile.study_seeds` for one of
     :data:`STUDY_RUNS`, :attr:`Profile.seeds` for the others; :data:`BASELINE_RUN` also gets
-    :attr:`Profile.baseline_seeds`. A run of :attr:`Profile.skip_runs` gets none.
+    :attr:`Profile.baseline_seeds`. A run of :attr:`Profile.skip_runs` gets none, and so does the run of
+    :data:`LOSS_ARM_RUNS` that is the baseline's own configuration (:func:`baseline_arm`).
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    if run in prof.skip_runs:
+    if run in prof.skip_runs or run == LOSS_ARM_RUNS.get(baseline_arm(prof) or ""):
         return ()
     seeds = prof.claim_seeds if run in CLAIM_RUNS else prof.study_seeds if run in STUDY_RUNS else prof.seeds
     extra = prof.baseline_seeds if run == BASELINE_RUN else ()
@@ -297,6 +341,17 @@ def benchmark_fingerprint(root: str | Path = ".") -> dict[str, str]:
     folder = Path(root) / BENCHMARKS_DIR
     return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             for path in sorted(folder.glob("*.csv"))}
+
+
+def _loss_arm_labels(prof: Profile, groups: dict[str, list[str]]) -> dict[str, str]:
+    """{arm of :data:`LOSS_ARM_RUNS`: its group label on the loss page} for the arms ``prof`` has; the
+    baseline's arm (:func:`baseline_arm`) is the group of :data:`BASELINE_RUN`."""
+    own = baseline_arm(prof)
+    labels = {}
+    for arm, run in LOSS_ARM_RUNS.items():
+        wanted = BASELINE_RUN if arm == own else run
+        labels.update((arm, label) for label, runs in groups.items() if runs == [wanted])
+    return labels
 
 
 def stages_for_profile(
@@ -423,9 +478,11 @@ def stages_for_profile(
         groups = {label: runs for label, runs in groups.items() if runs}
         dirs = {label: [d for r in runs for d in results[r]] for label, runs in groups.items()}
         trained = [s for runs in groups.values() for r in runs for s in train_stages[r]]
+        params = {"runs": dirs, "baseline": baseline, "data_results": layout.results_dir("data")}
+        if name == "ablation_loss":
+            params["background_arms"] = _loss_arm_labels(prof, groups)
         # Ablations read the committed results of the training stages, never their checkpoints.
-        stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]),
-                            {"runs": dirs, "baseline": baseline, "data_results": layout.results_dir("data")},
+        stages.append(Stage(name, TEMPLATES[name], _page(TEMPLATES[name]), params,
                             depends_on=deps(trained, train_stages[BASELINE_RUN]), uses_products=False))
     members = [run_dirs[r][0] for r in ENSEMBLE_MEMBERS]
     arms = {label: run_dirs[r][0] for label, r in ENSEMBLE_ARMS.items() if r in run_dirs}
