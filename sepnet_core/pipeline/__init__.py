@@ -8,6 +8,7 @@
   data (:func:`stages_for_profile`);
 - :mod:`~sepnet_core.pipeline.cache`: file layout, cache keys, stage records, the plan (what runs);
 - :mod:`~sepnet_core.pipeline.runner`: executing the plan, one process and kernel per stage;
+- :mod:`~sepnet_core.pipeline.times`: run time of the recorded stages, resumed stages flagged;
 - :mod:`~sepnet_core.pipeline.cli`: the command line and ``jupyter-book build``.
 
 Importing the package has no side effects and does not import papermill or torch.
@@ -44,6 +45,7 @@ from sepnet_core.pipeline.table import (
     seeds_of,
     stages_for_profile,
 )
+from sepnet_core.pipeline.times import StageTime, stage_times, wall_seconds
 
 __all__ = [
     "ABLATIONS",
@@ -62,6 +64,7 @@ __all__ = [
     "PlannedStage",
     "Profile",
     "Stage",
+    "StageTime",
     "TrainRun",
     "build_book",
     "find_repo_root",
@@ -73,7 +76,9 @@ __all__ = [
     "run_pipeline",
     "source_hash",
     "stage_key",
+    "stage_times",
     "stages_for_profile",
     "template_fingerprint",
     "topological_order",
+    "wall_seconds",
 ]
