@@ -59,7 +59,7 @@ def _loop_seconds(timing_path: Path) -> float | None:
     try:
         timing = json.loads(timing_path.read_text(encoding="utf-8"))
         inference = timing.get("inference_seconds") or {}
-        return float(timing["train_seconds"]) + float(sum(float(v) for v in inference.values()))
+        return float(timing["train_seconds"]) + sum(float(v) for v in inference.values())
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
 
@@ -98,15 +98,11 @@ def wall_seconds(records: Iterable[Mapping[str, Any]]) -> float:
             continue
         if end > start:
             intervals.append((start, end))
-    total = 0.0
-    current: tuple[datetime, datetime] | None = None
+    total, covered_until = 0.0, None
     for start, end in sorted(intervals):
-        if current is None or start > current[1]:
-            if current is not None:
-                total += (current[1] - current[0]).total_seconds()
-            current = (start, end)
-        else:
-            current = (current[0], max(current[1], end))
-    if current is not None:
-        total += (current[1] - current[0]).total_seconds()
+        if covered_until is not None:
+            start = max(start, covered_until)  # count only the part not covered by earlier intervals
+            end = max(end, covered_until)
+        total += (end - start).total_seconds()
+        covered_until = end
     return total
