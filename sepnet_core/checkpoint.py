@@ -5,7 +5,11 @@ A checkpoint is a ``torch.save`` file holding only tensors and plain values::
     {"format_version": 1, "model_config": {...}, "intensity": {...}, "train_config": {...},
      "organs": [[1, "brain_stem"], ...], "model_state": {...}, "optimizer_state": {...} | None,
      "scheduler_state": {...} | None, "rng_state": {...} | None, "epoch": int, "step": int,
-     "best_metric": float, "val_metrics": {...}, "package_version": "0.1.0"}
+     "best_metric": float, "val_metrics": {...}, "package_version": "0.1.0",
+     "prior_correction": {"scale": float, "log_frequency": [...]} | None}
+
+``prior_correction`` (optional, absent in older files) records a prior correction already folded into
+the classifier bias (:mod:`sepnet_core.training.prior`); the weights are used as they are.
 
 Everything needed to use the model travels with it (architecture, intensity transform, in-plane crop,
 organ table), so :func:`load_model` never consults today's defaults. Files are written to a temporary
@@ -78,6 +82,7 @@ def save_checkpoint(
     step: int = 0,
     best_metric: float = math.nan,
     val_metrics: dict[str, float] | None = None,
+    prior_correction: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, flush + fsync, rename); replaces ``path``.
 
@@ -93,6 +98,7 @@ def save_checkpoint(
         step: Optimiser steps completed.
         best_metric: Best validation score so far (NaN if none).
         val_metrics: Validation numbers of this epoch (plain floats).
+        prior_correction: The prior correction folded into these weights (plain values), or None.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -114,6 +120,7 @@ def save_checkpoint(
         "best_metric": float(best_metric),
         "val_metrics": {k: float(v) for k, v in (val_metrics or {}).items()},
         "package_version": __version__,
+        "prior_correction": prior_correction,
     }
     with atomic_write(path, overwrite=True) as tmp:
         with open(tmp, "wb") as handle:
@@ -191,7 +198,8 @@ class LoadedModel:
         intensity: The HU -> network intensity transform it was trained with (SLF or Window).
         crop_yx: In-plane centre crop/pad (y, x) voxels used in training, or None.
         meta: ``path``, ``epoch``, ``step``, ``best_metric``, ``val_metrics``, ``package_version``,
-            ``config`` (the training config dict; e.g. ``meta["config"]["patch_size"]``).
+            ``config`` (the training config dict; e.g. ``meta["config"]["patch_size"]``),
+            ``prior_correction`` (None, or the correction folded into the weights).
     """
 
     model: nn.Module
@@ -240,6 +248,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         "val_metrics": ckpt.get("val_metrics", {}),
         "package_version": ckpt.get("package_version"),
         "config": ckpt["train_config"],
+        "prior_correction": ckpt.get("prior_correction"),
     }
     return LoadedModel(
         model=model.to(device).eval(),

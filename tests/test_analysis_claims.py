@@ -88,7 +88,7 @@ def test_parameter_rule(counts, verdict):
     (0.001, 0.05, True, "reproduced", ""),
     (0.001, 0.05, None, "reproduced", "gate not known"),
     (0.001, -0.05, True, "opposite", ""),
-    (0.2, 0.05, True, "inconclusive", "Holm p = 0.2"),
+    (0.2, 0.05, True, "inconclusive", "not significant after the Holm correction (p = 0.2"),
     (math.nan, 0.05, True, "inconclusive", "seed spread unknown"),
     (0.001, 0.05, False, "inconclusive", "not trained"),
 ])

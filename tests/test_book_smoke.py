@@ -38,6 +38,14 @@ def test_smoke_chain_executes_and_book_builds(tmp_path):
         for src in re.findall(r'<img[^>]+src="([^"]+)"', built.read_text(encoding="utf-8")):
             if not src.startswith(("http:", "https:", "data:")):
                 assert (built.parent / src).resolve().is_file(), f"{built.name}: missing image {src}"
+    # The prior correction (the smoke profile's short scan): every ATH/exp-log run's best.pt was corrected
+    # and its results folder records it; the Dice-loss runs train without it; every run has its gate.
+    train_results = sorted((root / "results" / "smoke").glob("train_*"))
+    assert train_results
+    for folder in train_results:
+        assert (folder / "gate.json").is_file(), folder.name
+        corrected = (folder / "prior_correction.json").is_file()
+        assert corrected == ("_dice_" not in folder.name), folder.name
     # Every page opens in headless Chromium with all its images.
     assert page_problems(html / page.relative_to(root).with_suffix(".html") for page in pages) == {}
     # A second run finds every stage up to date and executes nothing.

@@ -437,9 +437,20 @@ def test_run_overrides_reach_the_training_stage():
     assert stages["train_sepnet_slf1_ath1_ref_s0"].parameters["overrides"] == [
         "dice_weighting=reference", "loss_background=false"]
     assert stages["train_sepnet_slf1_ath1_s0"].parameters["overrides"] == []
+    assert stages["train_sepnet_slf1_dice_s0"].parameters["overrides"] == ["prior_scale_max=0"]
     smoke = {s.name: s for s in stages_for_profile("smoke")}
+    # the profile's overrides first (the smoke profile's short prior-correction scan), then the run's
     assert smoke["train_sepnet_slf1_ath1_bg_s0"].parameters["overrides"] == [
-        "dice_weighting=intended", "loss_background=true"]
+        "prior_scale_max=0.1", "prior_scale_step=0.05", "dice_weighting=intended", "loss_background=true"]
+    assert smoke["train_sepnet_slf1_dice_s0"].parameters["overrides"][-1] == "prior_scale_max=0"
+
+
+def test_the_ensemble_and_its_training_stages_run_first():
+    order = [s.name for s in stages_for_profile("cpu")]
+    ensemble = order.index("ensemble")
+    needed = {"data", *next(s for s in stages_for_profile("cpu") if s.name == "ensemble").depends_on}
+    assert set(order[:ensemble]) == needed
+    assert "train_sepnet_slf1_dice_s0" in order[ensemble:]
 
 
 def test_the_loss_arm_equal_to_the_preset_is_the_baseline_and_is_not_trained_twice():

@@ -115,7 +115,8 @@ def test_paper_preset_is_the_reference_setting():
 def test_cpu_preset_learns_with_ath_plus_background_a_poly_schedule_and_a_learning_curve():
     cfg = preset("cpu")
     assert (cfg.loss, cfg.dice_weighting, cfg.loss_background) == ("ath", "intended", True)
-    assert cfg.optim.schedule == "poly" and cfg.optim.poly_power == 0.9 and cfg.optim.warmup_steps > 0
+    assert cfg.optim.schedule == "poly" and cfg.optim.poly_power == 2.0 and cfg.optim.warmup_steps > 0
+    assert cfg.data.augment_flip and cfg.prior_scale_max == 0.5  # mirroring; the prior correction scan
     assert cfg.epochs * cfg.iterations_per_epoch == CPU_TRAIN_STEPS
     assert len(validation_epochs(cfg)) >= 8
     longer = dataclasses.replace(cfg, epochs=4 * cfg.epochs)  # the validation count does not depend on length

@@ -5,9 +5,11 @@ A run passes (issue 14, item 5) when all three criteria hold:
 (a) **flattened**: its learning curve gains less than ``max_gain`` (2 points of validation mean Dice)
     over the last quarter of its steps: the last validation score minus the score of the last
     validation at or before 75 % of the final step (:func:`curve_gain`);
-(b) **accurate**: its best validation mean Dice (the score that picked ``best.pt``) is at least
-    ``min_dice`` (0.65) and at least the atlas baseline plus ``over_atlas`` (0.25); the atlas score is an
-    input (the registration-free majority-vote baseline, ``sepnet_core.analysis.atlas``);
+(b) **accurate**: its best validation mean Dice (the score that picked ``best.pt``; for a run whose
+    ``best.pt`` was prior-corrected after training, the corrected network's validation score, from
+    ``prior_correction.json``) is at least ``min_dice`` (0.65) and at least the atlas baseline plus
+    ``over_atlas`` (0.25); the atlas score is an input (the registration-free majority-vote baseline,
+    ``sepnet_core.analysis.atlas``);
 (c) **volumes**: on every test case the predicted foreground volume (all organs) is within
     ``volume_tolerance`` (30 %) of the reference foreground volume.
 
@@ -39,7 +41,8 @@ import pandas as pd
 
 __all__ = [
     "GateThresholds", "GATE", "GATE_COLUMNS", "ATLAS_FILE", "curve_gain", "foreground_volumes", "gate_run",
-    "gate_runs", "read_atlas_dice", "gate_result_folders", "gate_by_config", "gate_groups",
+    "gate_runs", "read_atlas_dice", "read_corrected_dice", "gate_result_folders", "gate_by_config",
+    "gate_groups",
 ]
 
 
@@ -125,7 +128,8 @@ def foreground_volumes(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def gate_run(curve: pd.DataFrame, volumes: pd.DataFrame | None, atlas_dice: float | None,
-             run: str = "", thresholds: GateThresholds = GATE) -> dict[str, object]:
+             run: str = "", thresholds: GateThresholds = GATE,
+             best_val_dice: float | None = None) -> dict[str, object]:
     """The gate for one run (a row of :func:`gate_runs`).
 
     Args:
@@ -136,6 +140,8 @@ def gate_run(curve: pd.DataFrame, volumes: pd.DataFrame | None, atlas_dice: floa
             fails: the margin cannot be checked).
         run: The run's name.
         thresholds: The gate's thresholds.
+        best_val_dice: The validation mean Dice of the network the run hands on, when it is not the
+            curve's best (a prior-corrected ``best.pt``: :func:`read_corrected_dice`); None: the curve's.
 
     Returns:
         Dict with :data:`GATE_COLUMNS`.
@@ -151,6 +157,8 @@ def gate_run(curve: pd.DataFrame, volumes: pd.DataFrame | None, atlas_dice: floa
 
     scores = curve["val_mean_dice"].dropna()
     best = float(scores.max()) if len(scores) else math.nan
+    if best_val_dice is not None:
+        best = float(best_val_dice)
     atlas = math.nan if atlas_dice is None else float(atlas_dice)
     needed = max(thresholds.min_dice, atlas + thresholds.over_atlas) if not math.isnan(atlas) else math.nan
     accurate = not math.isnan(best) and not math.isnan(needed) and best >= needed
@@ -185,18 +193,22 @@ def gate_run(curve: pd.DataFrame, volumes: pd.DataFrame | None, atlas_dice: floa
 
 
 def gate_runs(runs: Mapping[str, tuple[pd.DataFrame, pd.DataFrame | None]], atlas_dice: float | None,
-              thresholds: GateThresholds = GATE) -> pd.DataFrame:
+              thresholds: GateThresholds = GATE,
+              corrected: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The gate for several runs.
 
     Args:
         runs: Run name -> ``(curve, volumes)`` as :func:`gate_run` takes them.
         atlas_dice: The atlas baseline's validation mean Dice (one for all runs of a data set).
         thresholds: The gate's thresholds.
+        corrected: Run name -> validation mean Dice of its prior-corrected network, for the runs that
+            have one (:func:`gate_run`'s ``best_val_dice``).
 
     Returns:
         One row per run (in the mapping's order) with :data:`GATE_COLUMNS`.
     """
-    rows = [gate_run(curve, volumes, atlas_dice, run=name, thresholds=thresholds)
+    rows = [gate_run(curve, volumes, atlas_dice, run=name, thresholds=thresholds,
+                     best_val_dice=(corrected or {}).get(name))
             for name, (curve, volumes) in runs.items()]
     return pd.DataFrame(rows, columns=list(GATE_COLUMNS))
 
@@ -226,13 +238,31 @@ def read_atlas_dice(data_results: str | os.PathLike[str]) -> float | None:
     return float(value)
 
 
+def read_corrected_dice(folder: str | os.PathLike[str]) -> float | None:
+    """Validation mean Dice of a run's prior-corrected ``best.pt`` (``prior_correction.json``'s
+    ``val_mean_dice``), or None when the folder has no such file (no correction).
+
+    Raises:
+        ValueError: the file exists without a number ``val_mean_dice``.
+    """
+    path = Path(folder) / "prior_correction.json"
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("val_mean_dice")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path}: val_mean_dice must be a number, got {value!r}")
+    return float(value)
+
+
 def gate_result_folders(folders: Mapping[str, str | os.PathLike[str]], atlas_dice: float | None,
                         thresholds: GateThresholds = GATE) -> pd.DataFrame:
     """The gate of every training stage from its committed results folder.
 
-    Each folder (``results/<profile>/train_<run>/``) holds ``log.csv`` (the learning curve) and
-    ``test_metrics.csv`` (per test case and organ, with predicted and reference volumes). A missing file
-    fails the criteria it feeds, with the reason stated (a stage that never finished is not trained).
+    Each folder (``results/<profile>/train_<run>/``) holds ``log.csv`` (the learning curve),
+    ``test_metrics.csv`` (per test case and organ, with predicted and reference volumes) and, for a run
+    whose ``best.pt`` was prior-corrected, ``prior_correction.json`` (:func:`read_corrected_dice`). A
+    missing file fails the criteria it feeds, with the reason stated (a stage that never finished is not
+    trained).
 
     Args:
         folders: Run id (``<run>_s<seed>``) -> its results folder.
@@ -244,16 +274,19 @@ def gate_result_folders(folders: Mapping[str, str | os.PathLike[str]], atlas_dic
     """
     from sepnet_core.analysis.curves import read_curve
 
-    runs = {}
+    runs, corrected = {}, {}
     for run, folder in folders.items():
         folder = Path(folder)
+        score = read_corrected_dice(folder)
+        if score is not None:
+            corrected[run] = score
         try:
             curve = read_curve(folder / "log.csv")
         except (FileNotFoundError, ValueError):
             curve = pd.DataFrame({"step": pd.Series(dtype=float), "val_mean_dice": pd.Series(dtype=float)})
         metrics = folder / "test_metrics.csv"
         runs[run] = (curve, pd.read_csv(metrics) if metrics.is_file() else None)
-    return gate_runs(runs, atlas_dice, thresholds)
+    return gate_runs(runs, atlas_dice, thresholds, corrected)
 
 
 def gate_by_config(table: pd.DataFrame, configs: Mapping[str, Sequence[str]] | None = None,

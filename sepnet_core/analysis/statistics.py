@@ -253,7 +253,7 @@ def verdict(
     if not math.isfinite(p_adjusted):
         return VERDICTS[2], "seed spread unknown (one seed)"
     if p_adjusted >= alpha:
-        return VERDICTS[2], f"interval includes no effect (Holm p = {p_adjusted:.2g} >= {alpha:g})"
+        return VERDICTS[2], f"not significant after the Holm correction (p = {p_adjusted:.2g} >= {alpha:g})"
     favoured = (effect > 0) == higher_is_better
     reason = "" if gate_passed else "trained-model gate not known"
     return (VERDICTS[0] if favoured else VERDICTS[1]), reason

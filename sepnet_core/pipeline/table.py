@@ -98,20 +98,20 @@ PROFILES: dict[str, Profile] = {
         baseline_seeds=(0, 1),
         phantom_profile="smoke",
         phantom_cases=(("train", 2), ("valid", 1), ("test", 1)),
+        # the cpu preset's prior correction, on a short scan (its code path, not its effect)
+        train_overrides=("prior_scale_max=0.1", "prior_scale_step=0.05"),
     ),
-    # Budget of the cpu chain (issue 14: at most 4 hours on a 2-core machine, 2 stages at a time, one
-    # thread each). 25 training stages: the 6 trained CLAIM_RUNS x 3 seeds, the 2 seeds of the intended
-    # Dice weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores, quiet apart
-    # from the two runs, 2026-12-06 22:xx UTC): a cpu-preset step (b=8, batch 2 of 16x64x64, one thread,
-    # two runs at once) 0.43-0.47 s (epochs of 30 steps in 13-14 s); a validation point of the 4 valid
-    # cases about 11 s. With ~50 s of test inference (20 cases) and ~40 s of notebook start-up and pages,
-    # a training stage of N steps takes ~0.47 N + 220 s, and the chain about
-    #     ceil(25 / 2) x (0.47 N + 220 s) + ~15 min (data + atlas, ensemble of 6 on 20 cases, the rest),
-    # i.e. 3.4 h at N = 1500, 3.9 h at N = 1800 (CPU_TRAIN_STEPS), 4.4 h at N = 2100. CPU_TRAIN_STEPS
-    # (sepnet_core.training.config) is the one setting that moves it.
+    # Budget of the cpu chain (issue 14 asks for at most 4 hours on a 2-core machine, 2 stages at a time,
+    # one thread each). 25 training stages: the 6 trained CLAIM_RUNS x 3 seeds, the 2 seeds of the
+    # intended Dice weighting and the 5 other ensemble members x 1. Measured on this machine (2 cores,
+    # quiet apart from the two runs, 2026-12-07) with CPU_TRAIN_STEPS = 5,400 (the shortest run measured
+    # whose curve flattens above the gate's 0.65; sepnet_core.training.config): a 3D-SepNet training
+    # stage 2,550-2,760 s, a 3D U-Net one 2,100-2,220 s, two at a time, so the chain takes about
+    # ceil(25 / 2) x 2,650 s + ~15 min (data + atlas, ensemble of 6 on 20 cases, the rest) = about 9.5 h,
+    # beyond the 4 hours: it runs in the background over several sessions, resuming where it stopped.
     "cpu": Profile(
         name="cpu",
-        description="default of `make book`: the phantom's cpu profile, about 4 hours on a 2-core CPU",
+        description="default of `make book`: the phantom's cpu profile, about 9.5 hours on a 2-core CPU",
         train_preset="cpu",
         seeds=(0,),  # the ensemble members other than the baseline: one seed each
         claim_seeds=(0, 1, 2),  # every configuration a claim compares (CLAIM_RUNS): 3 seeds
@@ -205,7 +205,9 @@ TRAIN_RUNS: tuple[TrainRun, ...] = (
     *(_run("sepnet", window, "ath", 1.0) for window in ("soft_tissue", "brain", "bone")),
     # Loss ablation: the baselines of ATH, same network and SLF-1 (exp-log with the preset's background
     # and Dice-weighting settings, as ATH; the Dice loss counts every class anyway).
-    _run("sepnet", "slf1", "dice"),
+    # The Dice loss has no class-weighted cross-entropy, which is what the prior correction undoes (and a
+    # soft-Dice run that labels no organ has no scale to choose): it trains without the correction.
+    _run("sepnet", "slf1", "dice", overrides=("prior_scale_max=0",)),
     _run("sepnet", "slf1", "explog"),
     # The loss page's three versions of ATH alpha 1 (see losses.py), each fully specified. The one that
     # equals the profile's preset is the baseline run itself and is not trained twice
@@ -391,7 +393,8 @@ def stages_for_profile(
     Returns:
         Stages: ``data``, ``intensity``, ``train_<run>_s<seed>`` for every run of :data:`TRAIN_RUNS`
         and profile seed (plus the baseline seeds of :data:`BASELINE_RUN`), the three ablations,
-        ``ensemble``, ``performance``, ``benchmarks``, ``summary``, ``reproducibility``.
+        ``ensemble``, ``performance``, ``benchmarks``, ``summary``, ``reproducibility``; ordered so that
+        the ensemble's training stages and the ensemble come first.
 
     Raises:
         ValueError: unknown profile name, ``nproc`` < 1, or no data root for a profile that needs one.
@@ -516,4 +519,10 @@ def stages_for_profile(
                         {"records_dir": layout.records_dir.relative_to(layout.root).as_posix(),
                          "profile_description": prof.description},
                         depends_on=tuple(s.name for s in stages), uses_products=False))
+    # Run order (the driver starts the first ready stage of this order): the training stages whose
+    # checkpoints the ensemble stage reads, then the ensemble, then the rest. A chain that spans several
+    # sessions needs those uncommitted checkpoints early, while they are most likely still on disk (a
+    # lost one is retrained, deterministically, before a stage that reads it runs).
+    first = {*next(s for s in stages if s.name == "ensemble").depends_on, "ensemble"}
+    stages = [s for s in stages if s.name in first] + [s for s in stages if s.name not in first]
     return topological_order(stages)

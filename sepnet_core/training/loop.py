@@ -4,7 +4,9 @@ A run folder holds ``config.json`` (the :class:`~sepnet_core.training.config.Tra
 (one row per epoch: epoch, step, lr, train_loss, val_mean_dice, val_weighted_dice, dice_<organ> x 22,
 seconds), ``last.pt`` (end of the latest epoch), ``best.pt`` (best validation score so far) and, once
 the run has finished, ``summary.json`` (seed, config hash, versions, device, best epoch, wall time; see
-:mod:`sepnet_core.training.summary`).
+:mod:`sepnet_core.training.summary`). With ``prior_scale_max > 0`` the finished run's ``best.pt`` is
+prior-corrected once, after the last epoch, and ``prior_correction.json`` records how
+(:mod:`sepnet_core.training.prior`; its ``best_metric`` is then the corrected network's validation).
 
 The loop reads top to bottom, as in nanoGPT: set up (folder, device, seeds, data, model, optimiser,
 resume), then per epoch: ``iterations_per_epoch`` Adam steps on random patches, the learning-rate
@@ -58,6 +60,7 @@ from sepnet_core.training.checkpoint import load_checkpoint, save_checkpoint, un
 from sepnet_core.training.config import TrainConfig, validation_epochs
 from sepnet_core.training.data import AIR_HU, load_split
 from sepnet_core.training.precision import use_bf16, validation_amp
+from sepnet_core.training.prior import PRIOR_FILE, correct_checkpoint
 from sepnet_core.training.schedule import build_schedule
 from sepnet_core.training.seeding import deterministic_algorithms, rng_state, seed_everything, set_rng_state
 from sepnet_core.training.summary import SUMMARY_NAME, write_summary
@@ -67,8 +70,9 @@ __all__ = ["fit", "RUN_FILES", "RESUMABLE_KEYS", "LOG_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
-RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", SUMMARY_NAME)
-"""Files a run folder holds (``summary.json`` only once the run has finished)."""
+RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", PRIOR_FILE, SUMMARY_NAME)
+"""Files a run folder holds (``summary.json`` only once the run has finished; ``prior_correction.json``
+only with ``prior_scale_max > 0``, once ``best.pt`` has been corrected after the last epoch)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
     "epochs", "device", "amp", "validate_every", "val_points", "data.data_root", "compile",
     "dist_timeout_s",
@@ -398,6 +402,14 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
         if callback is not None:
             callback({"epoch": epoch + 1, "step": step, "row": row, "model": net, "rank": info.rank,
                       "out_dir": out})
+    # ---- prior correction of best.pt (rank 0; once: a corrected checkpoint is left as it is)
+    if info.is_main and valid and config.prior_scale_max > 0:
+        with D.main_rank_threads(info):
+            record = correct_checkpoint(out / "best.pt", config, train, valid, device=device,
+                                        amp=validation_amp(config.amp))
+        logger.info("prior correction k = %g: validation %s %.4f -> %.4f", record["scale"], "mean_dice",
+                    record["val_mean_dice_uncorrected"], record["val_mean_dice"])
+    D.barrier(info)
     if info.is_main:
         write_summary(out, config, device=device, world_size=info.world_size, amp=amp,
                       resumed_from_epoch=start_epoch if resumed else None,
