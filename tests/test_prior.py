@@ -19,6 +19,7 @@ from sepnet_core.training.prior import (
     PRIOR_FILE,
     choose_scale,
     class_log_frequencies,
+    correct_checkpoint,
     fold_into_bias,
     foreground_counts,
     scale_grid,
@@ -121,6 +122,53 @@ def test_fit_corrects_best_pt_once_and_records_the_scan(corrected_run):
     before = (out / "best.pt").read_bytes()
     fit(config, out, resume=True)
     assert (out / "best.pt").read_bytes() == before
+
+
+def test_a_corrected_checkpoint_without_its_record_is_corrected_again(corrected_run, tmp_path):
+    import shutil
+
+    config, out = corrected_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    record = json.loads((copy / PRIOR_FILE).read_text())
+    (copy / PRIOR_FILE).unlink()
+    again = correct_checkpoint(copy / "best.pt", config, *_cases(config), amp=None)  # as fit does
+    assert again["scale"] == record["scale"] and again["volume_error"] == pytest.approx(record["volume_error"])
+    assert again["val_mean_dice"] == pytest.approx(record["val_mean_dice"])
+    restored = load_checkpoint(copy / "best.pt")["model_state"]
+    for key, value in load_checkpoint(out / "best.pt")["model_state"].items():
+        assert torch.allclose(restored[key], value, atol=1e-6), key  # corrected once, not twice
+
+
+def _cases(config):
+    from sepnet_core.intensity import get_intensity
+    from sepnet_core.training.data import load_split
+
+    intensity = get_intensity(config.intensity)
+    return (load_split(config.data.data_root, "train", intensity, config.data.crop_yx),
+            load_split(config.data.data_root, "valid", intensity, config.data.crop_yx))
+
+
+def test_the_loss_page_gate_reads_the_corrected_score(tmp_path):
+    import pandas as pd
+
+    from sepnet_core.analysis.loss_page import gate_table, run_corrected_dice
+
+    folder = tmp_path / "train_x_s0"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"seed": 0}))
+    (folder / PRIOR_FILE).write_text(json.dumps({"val_mean_dice": 0.7}))
+    other = tmp_path / "train_y_s1"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"seed": 1}))
+    assert run_corrected_dice({"A": [folder], "B": [other]}) == {"A/0": 0.7}
+    curve = pd.DataFrame({"step": [100, 200, 300, 400], "val_mean_dice": [0.5, 0.6, 0.62, 0.62]})
+    volumes = pd.DataFrame({"config": ["A"], "seed": [0], "case": ["c"], "volume_pred_ml": [100.0],
+                            "volume_ref_ml": [100.0]})
+    plain = gate_table(volumes, {"A/0": curve}, atlas_dice=0.3)
+    fixed = gate_table(volumes, {"A/0": curve}, atlas_dice=0.3, corrected={"A/0": 0.7})
+    assert (plain.loc[0, "best_val_dice"], bool(plain.loc[0, "trained"])) == (0.62, False)
+    assert (fixed.loc[0, "best_val_dice"], bool(fixed.loc[0, "trained"])) == (0.7, True)
 
 
 def test_the_gate_reads_the_corrected_score(corrected_run, tmp_path):

@@ -46,7 +46,14 @@ import pandas as pd
 
 from sepnet_core.analysis.comparison import SCORES, Comparison, compare, per_run_scores
 from sepnet_core.analysis.curves import read_curve
-from sepnet_core.analysis.gate import GATE, GATE_COLUMNS, GateThresholds, foreground_volumes, gate_runs
+from sepnet_core.analysis.gate import (
+    GATE,
+    GATE_COLUMNS,
+    GateThresholds,
+    foreground_volumes,
+    gate_runs,
+    read_corrected_dice,
+)
 from sepnet_core.analysis.statistics import ALPHA, holm, verdict
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "resolve_arms",
     "run_key",
     "run_curves",
+    "run_corrected_dice",
     "run_settings",
     "foreground_volume_table",
     "volume_summary",
@@ -148,6 +156,18 @@ def run_curves(groups: Mapping[str, Sequence[str | os.PathLike[str]]]) -> dict[s
     return curves
 
 
+def run_corrected_dice(groups: Mapping[str, Sequence[str | os.PathLike[str]]]) -> dict[str, float]:
+    """Validation mean Dice of each prior-corrected run of ``groups`` (``prior_correction.json``), keyed
+    by :func:`run_key`; runs without a correction are left out (the gate then reads their curve)."""
+    scores = {}
+    for label, folders in groups.items():
+        for folder in folders:
+            score = read_corrected_dice(folder)
+            if score is not None:
+                scores[run_key(label, _seed_of(Path(folder)))] = score
+    return scores
+
+
 def run_settings(groups: Mapping[str, Sequence[str | os.PathLike[str]]]) -> pd.DataFrame:
     """What each config trained with, from the ``config.json`` of its first run.
 
@@ -236,7 +256,8 @@ def volume_summary(volumes: pd.DataFrame, tolerance: float = GATE.volume_toleran
 
 # ------------------------------------------------------------------------------------------ the gate
 def gate_table(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], atlas_dice: float | None,
-               thresholds: GateThresholds = GATE) -> pd.DataFrame:
+               thresholds: GateThresholds = GATE,
+               corrected: Mapping[str, float] | None = None) -> pd.DataFrame:
     """The trained-model gate (:func:`sepnet_core.analysis.gate.gate_runs`) of every run with a curve.
 
     Args:
@@ -244,6 +265,9 @@ def gate_table(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], atlas_di
         curves: ``{run_key: curve}`` (:func:`run_curves`).
         atlas_dice: Mean Dice of the atlas baseline, or None when unknown (criterion (b) then fails).
         thresholds: The gate's thresholds.
+        corrected: ``{run_key: validation mean Dice}`` of the prior-corrected runs
+            (:func:`run_corrected_dice`), which criterion (b) reads instead of their curve's best, as the
+            training and summary pages do.
 
     Returns:
         :data:`sepnet_core.analysis.gate.GATE_COLUMNS` with ``config`` and ``seed`` in front; ``run`` is the
@@ -256,7 +280,7 @@ def gate_table(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame], atlas_di
         config, seed = key.rsplit("/", 1)
         rows = table[(table["config"] == config) & (table["seed"].astype(int) == int(seed))]
         runs[key] = (curve, rows if len(rows) else None)
-    gates = gate_runs(runs, atlas_dice, thresholds)
+    gates = gate_runs(runs, atlas_dice, thresholds, corrected)
     split = gates["run"].str.rsplit("/", n=1, expand=True)
     gates.insert(0, "seed", split[1].astype(int))
     gates.insert(0, "config", split[0])

@@ -75,7 +75,7 @@ RUN_FILES: tuple[str, ...] = ("config.json", "log.csv", "last.pt", "best.pt", PR
 only with ``prior_scale_max > 0``, once ``best.pt`` has been corrected after the last epoch)."""
 RESUMABLE_KEYS: tuple[str, ...] = (
     "epochs", "device", "amp", "validate_every", "val_points", "data.data_root", "compile",
-    "dist_timeout_s",
+    "dist_timeout_s", "prior_scale_max", "prior_scale_step",
 )
 """Config keys that may differ between a stopped run and its resumption (e.g. to extend a run)."""
 LOG_COLUMNS: tuple[str, ...] = (
@@ -403,13 +403,17 @@ def _fit(config: TrainConfig, out: Path, resume: bool, force: bool, callback: Ca
             callback({"epoch": epoch + 1, "step": step, "row": row, "model": net, "rank": info.rank,
                       "out_dir": out})
     # ---- prior correction of best.pt (rank 0; once: a corrected checkpoint is left as it is)
-    if info.is_main and valid and config.prior_scale_max > 0:
+    def correct() -> None:
+        if not valid:
+            return
         with D.main_rank_threads(info):
             record = correct_checkpoint(out / "best.pt", config, train, valid, device=device,
                                         amp=validation_amp(config.amp))
-        logger.info("prior correction k = %g: validation %s %.4f -> %.4f", record["scale"], "mean_dice",
+        logger.info("prior correction k = %g: validation mean_dice %.4f -> %.4f", record["scale"],
                     record["val_mean_dice_uncorrected"], record["val_mean_dice"])
-    D.barrier(info)
+
+    if config.prior_scale_max > 0:
+        _on_main(info, correct)  # a failure stops every rank at once instead of leaving them waiting
     if info.is_main:
         write_summary(out, config, device=device, world_size=info.world_size, amp=amp,
                       resumed_from_epoch=start_epoch if resumed else None,

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from sepnet_core.checkpoint import load_checkpoint, save_checkpoint
+from sepnet_core.device import resolve_amp
 from sepnet_core.fileio import write_json_atomic
 from sepnet_core.inference.sliding import predict_volume
 
@@ -167,14 +168,15 @@ def correct_checkpoint(
     train: Sequence[PreparedCase],
     valid: Sequence[PreparedCase],
     device: torch.device | str = "cpu",
-    amp: bool = False,
+    amp: bool | None = False,
 ) -> dict[str, Any]:
     """Choose the prior correction of ``checkpoint`` on ``valid``, fold it in and record it.
 
     Rewrites ``checkpoint`` (atomically) with the corrected classifier bias, its ``best_metric`` and
     ``val_metrics`` replaced by the corrected network's exact validation, and a ``prior_correction``
     entry; writes ``prior_correction.json`` beside it. Does nothing to a checkpoint that already has a
-    correction (returns the recorded one).
+    correction with its record beside it (returns the record); one whose record is gone is un-corrected
+    and corrected again.
 
     Args:
         checkpoint: A run's ``best.pt``.
@@ -182,7 +184,8 @@ def correct_checkpoint(
         train: Prepared training cases (their labels give the class frequencies).
         valid: Prepared validation cases (at least one).
         device: Device of the validation passes.
-        amp: bf16 autocast for them (the run's validation rule).
+        amp: bf16 autocast for the scan and the validation: True, False, or None for the device's
+            default (:func:`sepnet_core.device.resolve_amp`, the rule of the run's validation).
 
     Returns:
         The record written to ``prior_correction.json``: ``scale``, ``scales``, ``volume_error`` (one
@@ -194,12 +197,16 @@ def correct_checkpoint(
     checkpoint = Path(checkpoint)
     record_path = checkpoint.with_name(PRIOR_FILE)
     ckpt = load_checkpoint(checkpoint)
-    if ckpt.get("prior_correction") is not None:
+    done = ckpt.get("prior_correction")
+    if done is not None and record_path.is_file():
         return json.loads(record_path.read_text())
     if not valid:
         raise ValueError(f"{checkpoint}: the prior correction needs validation cases")
     model = config.model.build()
     model.load_state_dict(ckpt["model_state"])
+    if done is not None:  # corrected, but its record is gone: undo the fold and choose again
+        fold_into_bias(model, -float(done["scale"]), np.asarray(done["log_frequency"]))
+        ckpt["val_metrics"] = {"mean_dice": math.nan}  # the uncorrected score is not known any more
     model.to(device).eval()
     log_freq = class_log_frequencies([c.label for c in train], config.model.num_classes)
     scales = scale_grid(config.prior_scale_max, config.prior_scale_step)
@@ -208,7 +215,7 @@ def correct_checkpoint(
         for case in valid:
             probs = predict_volume(model, case.image, config.patch_size, overlap=config.val_overlap,
                                    mode=config.val_mode, batch_size=config.batch_size, device=device,
-                                   amp=amp, out_dtype=np.float32)
+                                   amp=resolve_amp(amp, device), out_dtype=np.float32)
             with np.errstate(divide="ignore"):
                 predicted.append(foreground_counts(np.log(probs), log_freq, scales))
             reference.append(int(np.count_nonzero(case.label)))
