@@ -133,7 +133,8 @@ def test_a_corrected_checkpoint_without_its_record_is_corrected_again(corrected_
     record = json.loads((copy / PRIOR_FILE).read_text())
     (copy / PRIOR_FILE).unlink()
     again = correct_checkpoint(copy / "best.pt", config, *_cases(config), amp=None)  # as fit does
-    assert again["scale"] == record["scale"] and again["volume_error"] == pytest.approx(record["volume_error"])
+    assert again["scale"] == record["scale"]
+    assert again["volume_error"] == pytest.approx(record["volume_error"])
     assert again["val_mean_dice"] == pytest.approx(record["val_mean_dice"])
     restored = load_checkpoint(copy / "best.pt")["model_state"]
     for key, value in load_checkpoint(out / "best.pt")["model_state"].items():
