@@ -110,10 +110,11 @@ PROFILES: dict[str, Profile] = {
     # ceil(25 / 2) x 2,650 s + ~15 min (data + atlas, ensemble of 6 on 20 cases, the rest) = about 9.5 h,
     # beyond the 4 hours: it runs in the background over several sessions, resuming where it stopped. On a
     # slower 2-core machine (2026-12-07 evening, KVM Xeon with AMX) a step took 0.92 s instead of ~0.45 s
-    # with two runs at once, a SepNet stage about 1.5 h, and the chain about 19 h.
+    # with two runs at once (a SepNet stage about 1.5 h, the chain about 19 h); one stage at a time on both
+    # cores (jobs=1 below) 0.34 s, a SepNet stage 2,064 s, the chain about 14.5 h.
     "cpu": Profile(
         name="cpu",
-        description="default of `make book`: the phantom's cpu profile, 9.5-19 hours on a 2-core CPU",
+        description="default of `make book`: the phantom's cpu profile, 9.5-14.5 hours on a 2-core CPU",
         train_preset="cpu",
         seeds=(0,),  # the ensemble members other than the baseline: one seed each
         claim_seeds=(0, 1, 2),  # every configuration a claim compares (CLAIM_RUNS): 3 seeds
