@@ -114,7 +114,7 @@ PROFILES: dict[str, Profile] = {
     # cores (jobs=1 below) 0.34 s, a SepNet stage 2,064 s, the chain about 14.5 h.
     "cpu": Profile(
         name="cpu",
-        description="default of `make book`: the phantom's cpu profile, 9.5-14.5 hours on a 2-core CPU",
+        description="default of `make book`: the phantom's cpu profile (estimate: 9.5-14.5 h, 2-core CPU)",
         train_preset="cpu",
         seeds=(0,),  # the ensemble members other than the baseline: one seed each
         claim_seeds=(0, 1, 2),  # every configuration a claim compares (CLAIM_RUNS): 3 seeds
@@ -381,7 +381,8 @@ def stages_for_profile(
       folders of :data:`BASELINE_RUN`'s seeds), ``data_results`` (the atlas score of the gate); they
       read committed results only;
     - ``ensemble``: ``members`` (run folders with ``best.pt``), ``arms`` ({label: run folder} of
-      :data:`ENSEMBLE_ARMS`, first seed), ``data_dir``, ``baseline``, ``data_kind``;
+      :data:`ENSEMBLE_ARMS`, first seed), ``data_dir``, ``baseline``, ``data_kind``; for the members'
+      trained-model gate ``member_results`` (their training stages' results folders) and ``data_results``;
     - ``summary``: ``inputs`` ({stage: results folder}), ``baseline``, ``data_kind`` ("phantom" |
       "structseg"); for the trained-model gate ``train_results`` ({run id: results folder} of every
       training stage), ``data_results`` (the atlas score), ``configs`` ({config label of the ablations:
@@ -499,7 +500,8 @@ def stages_for_profile(
     data_kind = "phantom" if generated else "structseg"
     stages.append(Stage("ensemble", TEMPLATES["ensemble"], _page(TEMPLATES["ensemble"]),
                         {"members": members, "arms": arms, "data_dir": data_dir, "baseline": baseline,
-                         "data_kind": data_kind},
+                         "data_kind": data_kind, "member_results": [results[r][0] for r in ENSEMBLE_MEMBERS],
+                         "data_results": layout.results_dir("data")},
                         depends_on=deps([train_stages[r][0] for r in ENSEMBLE_MEMBERS],
                                         [train_stages[r][0] for r in ENSEMBLE_ARMS.values() if r in run_dirs],
                                         train_stages[BASELINE_RUN])))
