@@ -3,6 +3,7 @@ without warnings, in a scratch copy of the repository (the committed pages are n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,17 @@ def test_smoke_chain_executes_and_book_builds(tmp_path):
         assert (folder / "gate.json").is_file(), folder.name
         corrected = (folder / "prior_correction.json").is_file()
         assert corrected == ("_dice_" not in folder.name), folder.name
+    # The claims read the penalised HD95 and the miss count of the ensemble; the ATH claim compares only
+    # the configuration trained with the claim seeds (one-seed ATH alpha 0.5 is exploratory, apart).
+    smoke = root / "results" / "smoke"
+    ensemble = json.loads((smoke / "ensemble" / "ensemble_scores.json").read_text(encoding="utf-8"))
+    assert {"weighted_hd95_penalized", "n_missed"} <= set(ensemble)
+    assert ensemble["weighted_hd95_penalized"] >= ensemble["weighted_hd95"]
+    loss = json.loads((smoke / "ablation_loss" / "comparisons.json").read_text(encoding="utf-8"))
+    assert {c["b"] for c in loss} == {"ATH alpha=1"} and len(loss) == 2
+    assert (smoke / "ablation_loss" / "exploratory_comparisons.csv").is_file()
+    members = json.loads((smoke / "ensemble" / "comparisons.json").read_text(encoding="utf-8"))
+    assert all(c["gate_passed"] is not None for c in members)  # the ensemble page gates its comparisons
     # Every page opens in headless Chromium with all its images.
     assert page_problems(html / page.relative_to(root).with_suffix(".html") for page in pages) == {}
     # A second run finds every stage up to date and executes nothing.
